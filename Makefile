@@ -1,0 +1,34 @@
+# scim-shadow — a Caddy module that shadows IdP SCIM provisioning traffic.
+#   make build   ./caddy with the module, built by xcaddy (pinned)
+#   make run     the example SCIM backend + Caddy with ./Caddyfile (Ctrl-C stops both)
+#   make test    go vet + every test with the race detector
+
+CADDY_VERSION ?= v2.11.9
+MODULE        := github.com/scim-shadow/caddy-scim-shadow
+GO_SOURCES    := $(shell find . -name '*.go' -not -path './examples/*' -not -name '*_test.go') go.mod go.sum
+
+.PHONY: build run test fuzz clean
+
+build: caddy
+
+caddy: $(GO_SOURCES)
+	go tool xcaddy build $(CADDY_VERSION) --output ./caddy --with $(MODULE)@v0.0.0=.
+
+run: build
+	./scripts/run-demo.sh
+
+test:
+	go vet ./...
+	go test -race -timeout 20m ./...
+
+# Runs each fuzz target for FUZZTIME (CI runs only their seed corpora, through make test).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in ./rules ./shadow; do \
+	  for f in $$(go test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -f ./caddy scim-shadow-demo.db*

@@ -1,0 +1,203 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/scim-shadow/caddy-scim-shadow/rules"
+	"github.com/scim-shadow/caddy-scim-shadow/shadow"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler is the scim_shadow HTTP handler. It sits before reverse_proxy in front of a SCIM
+// 2.0 server, rewrites attribute paths by the connection's mapping rules, and forwards the
+// effective request (live mode) or records it and answers with a retryable rejection
+// (preview mode).
+type Handler struct {
+	// Connection names the IdP tenant this traffic belongs to. Placeholders are replaced
+	// per request (e.g. {http.request.header.X-Tenant}). Default "default".
+	Connection string `json:"connection,omitempty"`
+	// Mode is the connection's configured mode: "live" (default) or "preview". An admin
+	// can override it at run time through the review API.
+	Mode string `json:"mode,omitempty"`
+	// MaxBody is the largest write body in bytes; larger writes get 413. Default 1 MiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+	// Reject is the answer to a write recorded in preview mode. Default 429, Retry-After 600s.
+	Reject *Reject `json:"reject,omitempty"`
+	// Map holds the mapping rules by resource type ("User", "Group").
+	Map map[string]*ResourceMap `json:"map,omitempty"`
+	// RedactHeaders are request headers never stored or shown, besides Authorization,
+	// Cookie and Proxy-Authorization.
+	RedactHeaders []string `json:"redact_headers,omitempty"`
+
+	engine *shadow.Engine
+	logger *zap.Logger
+}
+
+// Reject is the retryable rejection of a recorded write.
+type Reject struct {
+	// Status is the HTTP status, e.g. 429 or 503.
+	Status int `json:"status,omitempty"`
+	// RetryAfter is sent as the Retry-After header, in seconds. 0 omits it.
+	RetryAfter caddy.Duration `json:"retry_after,omitempty"`
+}
+
+// ResourceMap holds the rules of one resource type.
+type ResourceMap struct {
+	// Rules say where attributes must land.
+	Rules []MapRule `json:"rules,omitempty"`
+	// Drop lists attribute paths the backend must never receive.
+	Drop []string `json:"drop,omitempty"`
+}
+
+// MapRule says where one attribute must land, and where else to look for it.
+type MapRule struct {
+	// Target is the attribute path the backend expects (RFC 7644 attribute path syntax).
+	Target string `json:"target"`
+	// From are fallback paths, looked at in order when Target is absent.
+	From []string `json:"from,omitempty"`
+	// WarnIfMissing reports a warning when neither Target nor any From path is present.
+	WarnIfMissing bool `json:"warn_if_missing,omitempty"`
+	// Default is a JSON value set when the attribute is missing.
+	Default json.RawMessage `json:"default,omitempty"`
+	// OnlyOn "create" applies the rule on creates only: updates drop the attribute.
+	OnlyOn string `json:"only_on,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.scim_shadow",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision compiles the rules and connects the handler to the scim_shadow app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	set, err := rules.Compile(h.ruleConfig())
+	if err != nil {
+		return fmt.Errorf("mapping rules: %w", err)
+	}
+	mode := shadow.ModeLive
+	if h.Mode != "" {
+		if mode, err = shadow.ParseMode(h.Mode); err != nil {
+			return err
+		}
+	}
+	appIface, err := ctx.App("scim_shadow")
+	if err != nil {
+		return fmt.Errorf("loading scim_shadow app: %w", err)
+	}
+	app := appIface.(*App)
+	if h.Connection != "" && !strings.Contains(h.Connection, "{") {
+		app.registerConnection(h.Connection, mode)
+	} else if h.Connection == "" {
+		app.registerConnection("default", mode)
+	}
+	rej := shadow.DefaultRejection
+	if h.Reject != nil {
+		if h.Reject.Status < 400 || h.Reject.Status > 599 {
+			return fmt.Errorf("reject status must be a 4xx or 5xx status, got %d", h.Reject.Status)
+		}
+		rej = shadow.Rejection{Status: h.Reject.Status, RetryAfter: time.Duration(h.Reject.RetryAfter)}
+	}
+	h.engine = &shadow.Engine{
+		Rules:         set,
+		Connection:    h.connectionName,
+		DefaultMode:   mode,
+		Modes:         app.handle.modes,
+		Store:         app.handle.store,
+		Reject:        rej,
+		MaxBody:       h.MaxBody,
+		RedactHeaders: h.RedactHeaders,
+		Observer:      &decisionLogger{logger: h.logger},
+	}
+	return nil
+}
+
+// Validate checks what Provision did not.
+func (h *Handler) Validate() error {
+	if h.MaxBody < 0 {
+		return fmt.Errorf("max_body must not be negative")
+	}
+	return nil
+}
+
+// ruleConfig turns the JSON config into rules.
+func (h *Handler) ruleConfig() map[string]rules.ResourceRules {
+	out := make(map[string]rules.ResourceRules, len(h.Map))
+	for rt, m := range h.Map {
+		if m == nil {
+			continue
+		}
+		rr := rules.ResourceRules{Drop: m.Drop}
+		for _, r := range m.Rules {
+			rr.Rules = append(rr.Rules, rules.Rule{
+				Target:        r.Target,
+				From:          r.From,
+				WarnIfMissing: r.WarnIfMissing,
+				Default:       r.Default,
+				OnlyOnCreate:  r.OnlyOn == "create",
+			})
+		}
+		out[rt] = rr
+	}
+	return out
+}
+
+// connectionName resolves the connection of a request. Names from placeholders are
+// attacker-influenced (headers): control characters are removed and the length bounded.
+func (h *Handler) connectionName(r *http.Request) string {
+	name := h.Connection
+	if strings.Contains(name, "{") {
+		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			name = repl.ReplaceAll(name, "")
+		}
+	}
+	return sanitizeConnection(name)
+}
+
+// sanitizeConnection keeps a connection name printable and at most 128 bytes.
+func sanitizeConnection(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(name))
+	if len(name) > 128 {
+		name = strings.ToValidUTF8(name[:128], "")
+	}
+	if name == "" {
+		return "default"
+	}
+	return name
+}
+
+// ServeHTTP hands the request to the engine, with next as its way to the backend.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	var nextErr error
+	h.engine.ServeHTTP(w, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nextErr = next.ServeHTTP(w, r)
+	}))
+	return nextErr
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

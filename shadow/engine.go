@@ -1,0 +1,433 @@
+package shadow
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scim-shadow/caddy-scim-shadow/rules"
+	"github.com/tidwall/gjson"
+)
+
+// DefaultMaxBody is the largest write body read when none is configured.
+const DefaultMaxBody = 1 << 20
+
+// DefaultStoreTimeout bounds one commit of a record.
+const DefaultStoreTimeout = 5 * time.Second
+
+// Rejection is the retryable answer to a write recorded in preview mode.
+type Rejection struct {
+	Status     int           // HTTP status; default 429
+	RetryAfter time.Duration // Retry-After; default 600s, 0 with Status set omits the header
+}
+
+// DefaultRejection makes Okta and Entra retry: 429 with Retry-After.
+var DefaultRejection = Rejection{Status: http.StatusTooManyRequests, RetryAfter: 600 * time.Second}
+
+// Outcome is what the engine did with a request.
+type Outcome string
+
+// Outcomes reported to an Observer.
+const (
+	OutcomeForwarded Outcome = "forwarded" // handed to the next handler
+	OutcomeRecorded  Outcome = "recorded"  // committed to the store and answered with the rejection
+	OutcomeRejected  Outcome = "rejected"  // refused by the engine (too large, unreadable)
+	OutcomeError     Outcome = "error"     // could not be recorded; answered with the rejection (fail closed)
+)
+
+// Decision describes one request's handling, for logs, metrics and events.
+type Decision struct {
+	Connection string
+	Mode       Mode
+	Target     Target
+	Outcome    Outcome
+	RecordID   int64 // set when recorded
+	Attempts   int   // set when recorded
+	Findings   []rules.Finding
+	Err        error // why a write was rejected or could not be recorded
+}
+
+// Observer is told of every decision. Implementations must be safe for concurrent use.
+type Observer interface {
+	Observe(r *http.Request, d *Decision)
+}
+
+// Engine is the request path of the scim_shadow handler: classify, rewrite, then forward
+// or record. It holds no Caddy types; the Caddy handler adapts its next handler to
+// http.Handler. An Engine must not be changed after its first request.
+type Engine struct {
+	Rules         *rules.Set                 // nil: no rewriting
+	Endpoints     map[string]string          // endpoint → resource type; nil: DefaultEndpoints
+	Connection    func(*http.Request) string // nil or "": "default"
+	DefaultMode   Mode                       // "": live
+	Modes         *ModeTable                 // run-time overrides; nil: DefaultMode only
+	Store         Store                      // where preview records go; nil fails closed
+	Reject        Rejection                  // zero: DefaultRejection
+	MaxBody       int64                      // 0: DefaultMaxBody
+	RedactHeaders []string                   // extra headers never stored
+	StoreTimeout  time.Duration              // 0: DefaultStoreTimeout
+	Observer      Observer                   // nil: nobody is told
+	Now           func() time.Time           // nil: time.Now
+}
+
+// ServeHTTP handles one request, handing it (rewritten) to next or answering it.
+func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	target := Classify(r.Method, r.URL.Path, e.Endpoints)
+	if target.Op == OpOther {
+		next.ServeHTTP(w, r)
+		return
+	}
+	d := &Decision{Connection: e.connection(r), Target: target}
+	d.Mode = e.mode(r.Context(), d.Connection)
+	defer e.observe(r, d)
+
+	switch {
+	case target.Op == OpRead:
+		e.rewriteQuery(r, target.ResourceType)
+	case target.Op == OpSearch:
+		if !isJSON(r.Header.Get("Content-Type")) {
+			break
+		}
+		body, ok := e.readBody(w, r, d)
+		if !ok {
+			return
+		}
+		if out, err := e.Rules.RewriteSearch(target.ResourceType, body); err == nil {
+			body = out
+		}
+		setBody(r, body)
+	case d.Mode == ModeLive && !isJSON(r.Header.Get("Content-Type")):
+		// Not ours to parse: stream it through untouched.
+	default:
+		e.handleWrite(w, r, next, d)
+		return
+	}
+	d.Outcome = OutcomeForwarded
+	next.ServeHTTP(w, r)
+}
+
+// handleWrite rewrites a write, then forwards it (live) or records it (preview).
+func (e *Engine) handleWrite(w http.ResponseWriter, r *http.Request, next http.Handler, d *Decision) {
+	body, ok := e.readBody(w, r, d)
+	if !ok {
+		return
+	}
+	effective, findings := e.rewrite(d.Target, body)
+	d.Findings = findings
+	if d.Mode == ModeLive {
+		setBody(r, effective)
+		d.Outcome = OutcomeForwarded
+		next.ServeHTTP(w, r)
+		return
+	}
+	e.record(w, r, d, body, effective)
+}
+
+// rewrite applies the rules to a write body. A body the rules cannot parse is returned
+// unchanged with a warning (invariant 7).
+func (e *Engine) rewrite(t Target, body []byte) ([]byte, []rules.Finding) {
+	if len(body) == 0 || t.Op == OpDelete {
+		return body, nil
+	}
+	var (
+		out      []byte
+		findings []rules.Finding
+		err      error
+	)
+	switch t.Op {
+	case OpCreate:
+		out, findings, err = e.Rules.RewriteResource(t.ResourceType, rules.OpCreate, body)
+	case OpReplace:
+		out, findings, err = e.Rules.RewriteResource(t.ResourceType, rules.OpReplace, body)
+	case OpPatch:
+		out, findings, err = e.Rules.RewritePatch(t.ResourceType, body)
+	case OpBulk:
+		out, findings, err = e.rewriteBulk(body)
+	default:
+		return body, nil
+	}
+	if err != nil {
+		return body, append(findings, rules.Finding{
+			Severity: "warning",
+			Code:     "unparseable",
+			Message:  "body left unchanged: " + err.Error(),
+		})
+	}
+	return out, findings
+}
+
+// rewriteBulk rewrites the data of every operation of a /Bulk request (RFC 7644 §3.7).
+func (e *Engine) rewriteBulk(body []byte) ([]byte, []rules.Finding, error) {
+	ops := gjson.GetBytes(body, "Operations")
+	if !gjson.ValidBytes(body) || !ops.IsArray() {
+		return body, nil, errors.New("not a BulkRequest: no Operations array")
+	}
+	var all []rules.Finding
+	out := body
+	for i, op := range ops.Array() {
+		data := op.Get("data")
+		if !data.IsObject() {
+			continue
+		}
+		t := Classify(strings.ToUpper(op.Get("method").String()), op.Get("path").String(), e.Endpoints)
+		rewritten, findings := e.rewrite(t, []byte(data.Raw))
+		all = append(all, findings...)
+		if !bytes.Equal(rewritten, []byte(data.Raw)) {
+			var err error
+			out, err = setRaw(out, "Operations."+strconv.Itoa(i)+".data", rewritten)
+			if err != nil {
+				return body, nil, fmt.Errorf("rewriting bulk operation %d: %w", i, err)
+			}
+		}
+	}
+	return out, all, nil
+}
+
+// record commits a preview write and answers with the retryable rejection. Whatever
+// happens, the write is not forwarded (invariant 1) and the answer is the retryable
+// rejection (invariant 3); "recorded" is said only after the commit (invariant 2).
+func (e *Engine) record(w http.ResponseWriter, r *http.Request, d *Decision, original, effective []byte) {
+	rec := e.newRecord(r, d, original, effective)
+	if e.Store == nil {
+		d.Outcome, d.Err = OutcomeError, errors.New("no store configured")
+		e.reject(w, 0, "the request was not applied and could not be recorded (no store); retry later")
+		return
+	}
+	// The commit must not depend on the client staying: an aborted request that reached
+	// this point is still recorded, so the retry finds it.
+	timeout := e.StoreTimeout
+	if timeout <= 0 {
+		timeout = DefaultStoreTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), timeout)
+	defer cancel()
+	saved, err := e.Store.SaveRecord(ctx, rec)
+	if err != nil {
+		d.Outcome, d.Err = OutcomeError, fmt.Errorf("recording %s %s: %w", r.Method, r.URL.Path, err)
+		e.reject(w, 0, "the request was not applied and could not be recorded; retry later")
+		return
+	}
+	d.Outcome, d.RecordID, d.Attempts = OutcomeRecorded, saved.ID, saved.Attempts
+	e.reject(w, saved.ID, fmt.Sprintf(
+		"preview mode: the request was recorded as %d (attempt %d) and not applied; it will be applied when connection %q goes live and the request is retried",
+		saved.ID, saved.Attempts, d.Connection))
+}
+
+// newRecord builds the redacted record of a preview write.
+func (e *Engine) newRecord(r *http.Request, d *Decision, original, effective []byte) *Record {
+	now := e.now()
+	rec := &Record{
+		Connection:   d.Connection,
+		CreatedAt:    now,
+		LastSeenAt:   now,
+		Attempts:     1,
+		Method:       r.Method,
+		Path:         r.URL.Path,
+		ResourceType: d.Target.ResourceType,
+		ResourceID:   d.Target.ID,
+		Key:          resourceKey(d.Target, effective),
+		Operation:    string(d.Target.Op),
+		Status:       StatusPending,
+		Original:     e.storedRequest(r, original),
+		Effective:    e.storedRequest(r, effective),
+	}
+	if len(d.Findings) > 0 {
+		rec.Findings = mustJSON(d.Findings)
+	}
+	h := sha256.New()
+	for _, part := range []string{rec.Connection, rec.Method, rec.Effective.URL, string(rec.Effective.Body), rec.Effective.Text} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	rec.DedupeHash = hex.EncodeToString(h.Sum(nil))
+	return rec
+}
+
+// storedRequest is the redacted form of r with the given body.
+func (e *Engine) storedRequest(r *http.Request, body []byte) StoredRequest {
+	sr := StoredRequest{
+		Method: r.Method,
+		URL:    r.URL.RequestURI(),
+		Header: RedactHeader(r.Header, e.RedactHeaders),
+	}
+	switch {
+	case len(body) == 0:
+	case gjson.ValidBytes(body):
+		sr.Body = RedactBody(bytes.Clone(body))
+	default:
+		sr.Text = RedactText(strings.ToValidUTF8(string(body), "\uFFFD"))
+	}
+	return sr
+}
+
+// reject answers with the configured retryable rejection.
+func (e *Engine) reject(w http.ResponseWriter, recordID int64, detail string) {
+	rej := e.Reject
+	if rej.Status == 0 {
+		rej = DefaultRejection
+	}
+	if rej.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((rej.RetryAfter+time.Second-1)/time.Second)))
+	}
+	if recordID != 0 {
+		w.Header().Set("X-Scim-Shadow-Record", strconv.FormatInt(recordID, 10))
+	}
+	WriteError(w, rej.Status, "", detail)
+}
+
+// readBody reads a request body up to MaxBody. On failure it answers the request and
+// returns false.
+func (e *Engine) readBody(w http.ResponseWriter, r *http.Request, d *Decision) ([]byte, bool) {
+	limit := e.MaxBody
+	if limit <= 0 {
+		limit = DefaultMaxBody
+	}
+	if r.ContentLength > limit {
+		d.Outcome, d.Err = OutcomeRejected, fmt.Errorf("body of %d bytes exceeds max_body %d", r.ContentLength, limit)
+		WriteError(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("request body exceeds the limit of %d bytes", limit))
+		return nil, false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		d.Outcome, d.Err = OutcomeRejected, fmt.Errorf("reading body: %w", err)
+		WriteError(w, http.StatusBadRequest, "", "the request body could not be read completely")
+		return nil, false
+	}
+	if int64(len(body)) > limit {
+		d.Outcome, d.Err = OutcomeRejected, fmt.Errorf("body exceeds max_body %d", limit)
+		WriteError(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("request body exceeds the limit of %d bytes", limit))
+		return nil, false
+	}
+	return body, true
+}
+
+// rewriteQuery rewrites filter=, attributes= and excludedAttributes= of a read.
+func (e *Engine) rewriteQuery(r *http.Request, resourceType string) {
+	if e.Rules.Empty() || r.URL.RawQuery == "" {
+		return
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return // a query the backend must judge; leave it as sent
+	}
+	changed := false
+	for name, vals := range q {
+		for i, v := range vals {
+			var out string
+			switch {
+			case strings.EqualFold(name, "filter"):
+				out, err = e.Rules.RewriteFilter(resourceType, v)
+				if err != nil {
+					continue
+				}
+			case strings.EqualFold(name, "attributes"), strings.EqualFold(name, "excludedAttributes"):
+				out = e.Rules.RewriteAttributeList(resourceType, v)
+			default:
+				continue
+			}
+			if out != v {
+				vals[i], changed = out, true
+			}
+		}
+	}
+	if changed {
+		r.URL.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
+		r.RequestURI = r.URL.RequestURI()
+	}
+}
+
+func (e *Engine) connection(r *http.Request) string {
+	if e.Connection != nil {
+		if c := e.Connection(r); c != "" {
+			return c
+		}
+	}
+	return "default"
+}
+
+func (e *Engine) mode(ctx context.Context, connection string) Mode {
+	def := e.DefaultMode
+	if def == "" {
+		def = ModeLive
+	}
+	if e.Modes == nil {
+		return def
+	}
+	return e.Modes.Mode(ctx, connection, def)
+}
+
+func (e *Engine) observe(r *http.Request, d *Decision) {
+	if e.Observer != nil && d.Outcome != "" {
+		e.Observer.Observe(r, d)
+	}
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// resourceKey is the human key of the resource a write addresses: userName for users,
+// displayName for groups, else externalId.
+func resourceKey(t Target, body []byte) string {
+	if len(body) == 0 || !gjson.ValidBytes(body) || (t.Op != OpCreate && t.Op != OpReplace) {
+		return ""
+	}
+	for _, attr := range []string{"userName", "displayName", "externalId"} {
+		if attr == "displayName" && t.ResourceType == "User" {
+			continue
+		}
+		if v := getFold(body, attr); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// getFold returns the string value of a top-level attribute, matching its name
+// case-insensitively.
+func getFold(body []byte, name string) string {
+	var out string
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		if strings.EqualFold(k.String(), name) && v.Type == gjson.String {
+			out = v.String()
+			return false
+		}
+		return true
+	})
+	return out
+}
+
+// isJSON reports whether a Content-Type is JSON (application/scim+json, application/json,
+// any +json) or absent.
+func isJSON(contentType string) bool {
+	if contentType == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// setBody replaces a request's body with b.
+func setBody(r *http.Request, b []byte) {
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.ContentLength = int64(len(b))
+	r.TransferEncoding = nil
+	r.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+}

@@ -1,0 +1,21 @@
+package shadow
+
+import (
+	"encoding/json"
+
+	"github.com/tidwall/sjson"
+)
+
+// mustJSON marshals values that cannot fail to marshal (plain structs and slices).
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("shadow: marshalling " + err.Error())
+	}
+	return b
+}
+
+// setRaw sets a raw JSON value at an sjson path.
+func setRaw(body []byte, path string, raw []byte) ([]byte, error) {
+	return sjson.SetRawBytesOptions(body, path, raw, &sjson.Options{Optimistic: false})
+}

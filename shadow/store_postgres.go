@@ -1,0 +1,126 @@
+package shadow
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+//go:embed migrations/postgres/*.sql
+var postgresMigrations embed.FS
+
+// postgresMigrationLock is the advisory lock key that serialises migrations of Caddy
+// instances starting at the same time ("SCIMSHDW").
+const postgresMigrationLock int64 = 0x5343494d53484457
+
+// PostgresStore is a Store in PostgreSQL, for several Caddy instances sharing one preview.
+type PostgresStore struct {
+	sqlCore
+	pool      *pgxpool.Pool
+	closeOnce sync.Once
+}
+
+var _ Store = (*PostgresStore)(nil)
+
+// OpenPostgres connects to the database of dsn (a URL or key=value string, with pgxpool
+// options such as pool_max_conns) and brings its schema up to date. The tables live in
+// the first schema of the connection's search_path.
+func OpenPostgres(ctx context.Context, dsn string) (*PostgresStore, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: parsing DSN: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: connecting: %w", err)
+	}
+	s := &PostgresStore{
+		sqlCore: sqlCore{name: "postgres store", db: pgBackend{pool}, greatest: "GREATEST"},
+		pool:    pool,
+	}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	return s, nil
+}
+
+// migrate applies pending migrations in one transaction, holding a transaction-scoped
+// advisory lock so that concurrent instances migrate one after the other.
+func (s *PostgresStore) migrate(ctx context.Context) error {
+	migrations, err := loadMigrations(postgresMigrations, "migrations/postgres")
+	if err != nil {
+		return err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("starting migrations: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, postgresMigrationLock); err != nil {
+		return fmt.Errorf("taking the migration lock: %w", err)
+	}
+	if _, err := applyMigrations(ctx, pgBackend{tx}, migrations); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("committing migrations: %w", err)
+	}
+	return nil
+}
+
+// Close closes the connection pool.
+func (s *PostgresStore) Close() error {
+	s.closeOnce.Do(s.pool.Close)
+	return nil
+}
+
+// pgQuerier is what *pgxpool.Pool and pgx.Tx have in common.
+type pgQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// pgBackend adapts pgx to sqlBackend.
+type pgBackend struct{ q pgQuerier }
+
+func (b pgBackend) queryRow(ctx context.Context, query string, args ...any) sqlRowScanner {
+	return pgRow{b.q.QueryRow(ctx, query, args...)}
+}
+
+func (b pgBackend) writeRow(ctx context.Context, query string, args ...any) sqlRowScanner {
+	return b.queryRow(ctx, query, args...)
+}
+
+func (b pgBackend) query(ctx context.Context, query string, args ...any) (sqlRows, error) {
+	return b.q.Query(ctx, query, args...)
+}
+
+func (b pgBackend) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := b.q.Exec(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (pgBackend) timeArg(t time.Time) any { return t.UTC().Truncate(time.Microsecond) }
+
+// pgRow reports pgx.ErrNoRows as ErrNotFound.
+type pgRow struct{ row pgx.Row }
+
+func (r pgRow) Scan(dest ...any) error {
+	err := r.row.Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}

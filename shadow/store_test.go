@@ -1,0 +1,384 @@
+package shadow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// sqliteOpener opens a store in a per-test file; later calls in a test reopen that file.
+func sqliteOpener() func(t *testing.T) Store {
+	var (
+		mu    sync.Mutex
+		paths = map[string]string{}
+	)
+	return func(t *testing.T) Store {
+		t.Helper()
+		mu.Lock()
+		p, ok := paths[t.Name()]
+		if !ok {
+			p = filepath.Join(t.TempDir(), "scim-shadow.db")
+			paths[t.Name()] = p
+		}
+		mu.Unlock()
+		s, err := OpenSQLite(t.Context(), p)
+		if err != nil {
+			t.Fatalf("OpenSQLite: %v", err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+}
+
+func TestSQLiteStore(t *testing.T) {
+	runStoreSuite(t, sqliteOpener())
+}
+
+func TestPostgresStore(t *testing.T) {
+	dsn := os.Getenv("SCIM_SHADOW_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("SCIM_SHADOW_TEST_POSTGRES is not set; set it to a DSN such as " +
+			"postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run the store suite on PostgreSQL")
+	}
+	runStoreSuite(t, postgresOpener(t, dsn))
+}
+
+// TestPostgresConcurrentOpen starts several stores on one fresh schema at once, as
+// replicas of Caddy do: the advisory lock makes the migrations run once.
+func TestPostgresConcurrentOpen(t *testing.T) {
+	dsn := os.Getenv("SCIM_SHADOW_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("SCIM_SHADOW_TEST_POSTGRES is not set; skipping")
+	}
+	admin := postgresAdmin(t, dsn)
+	schemaDSN := postgresTestSchema(t, admin, dsn)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := OpenPostgres(t.Context(), schemaDSN)
+			if err != nil {
+				errs <- err
+				return
+			}
+			_ = s.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("OpenPostgres: %v", err)
+	}
+	s, err := OpenPostgres(t.Context(), schemaDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n, v int64
+	if err := s.pool.QueryRow(t.Context(), `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &v); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := fs.Glob(postgresMigrations, "migrations/postgres/*.sql")
+	if n != int64(len(files)) || n == 0 {
+		t.Errorf("schema_migrations has %d rows (max version %d), want %d", n, v, len(files))
+	}
+}
+
+func TestPostgresBadDSN(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := OpenPostgres(ctx, "postgres://nobody:secret@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"); err == nil {
+		t.Fatal("OpenPostgres of an unreachable server: no error")
+	} else if strings.Contains(err.Error(), "secret") {
+		t.Errorf("error shows the password: %v", err)
+	}
+}
+
+func postgresAdmin(t *testing.T, dsn string) *pgxpool.Pool {
+	t.Helper()
+	admin, err := pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("connecting to SCIM_SHADOW_TEST_POSTGRES: %v", err)
+	}
+	t.Cleanup(admin.Close)
+	return admin
+}
+
+var pgSchemaSeq atomic.Int64
+
+// postgresTestSchema creates a uniquely named schema, dropped when t ends, and returns
+// dsn with that schema as its search_path.
+func postgresTestSchema(t *testing.T, admin *pgxpool.Pool, dsn string) string {
+	t.Helper()
+	name := fmt.Sprintf("scim_shadow_test_%d_%d_%d", os.Getpid(), time.Now().UnixNano(), pgSchemaSeq.Add(1))
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := admin.Exec(t.Context(), "CREATE SCHEMA "+ident); err != nil {
+		t.Fatalf("creating schema %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if _, err := admin.Exec(context.Background(), "DROP SCHEMA "+ident+" CASCADE"); err != nil {
+			t.Errorf("dropping schema %s: %v", name, err)
+		}
+	})
+	return withSearchPath(t, dsn, name)
+}
+
+// withSearchPath sets search_path in a URL or key=value DSN.
+func withSearchPath(t *testing.T, dsn, schema string) string {
+	t.Helper()
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatalf("parsing SCIM_SHADOW_TEST_POSTGRES: %v", err)
+		}
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return dsn + " search_path=" + schema
+}
+
+// postgresOpener gives each test its own schema; later calls in a test reopen it.
+func postgresOpener(t *testing.T, dsn string) func(t *testing.T) Store {
+	admin := postgresAdmin(t, dsn)
+	var (
+		mu   sync.Mutex
+		dsns = map[string]string{}
+	)
+	return func(t *testing.T) Store {
+		t.Helper()
+		mu.Lock()
+		d, ok := dsns[t.Name()]
+		if !ok {
+			d = postgresTestSchema(t, admin, dsn)
+			dsns[t.Name()] = d
+		}
+		mu.Unlock()
+		s, err := OpenPostgres(t.Context(), d)
+		if err != nil {
+			t.Fatalf("OpenPostgres: %v", err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+}
+
+func TestSQLiteFileModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new", "dir")
+	p := filepath.Join(dir, "shadow.db")
+	s, err := OpenSQLite(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustSave(t, s, testRecord("c", 1)) // makes SQLite create -wal and -shm
+	for _, c := range []struct {
+		path string
+		mode fs.FileMode
+	}{{dir, 0o700 | fs.ModeDir}, {filepath.Dir(dir), 0o700 | fs.ModeDir}, {p, 0o600}, {p + "-wal", 0o600}, {p + "-shm", 0o600}} {
+		fi, err := os.Stat(c.path)
+		if err != nil {
+			t.Errorf("stat: %v", err)
+			continue
+		}
+		if fi.Mode() != c.mode {
+			t.Errorf("%s has mode %v, want %v", c.path, fi.Mode(), c.mode)
+		}
+	}
+	// An existing file keeps its mode: the operator chose it.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := OpenSQLite(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if fi, _ := os.Stat(p); fi.Mode() != 0o640 {
+		t.Errorf("existing file mode changed to %v", fi.Mode())
+	}
+}
+
+func TestSQLitePragmas(t *testing.T) {
+	s, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for pragma, want := range map[string]string{
+		"journal_mode": "wal",
+		"synchronous":  "2", // FULL
+		"foreign_keys": "1",
+		"busy_timeout": fmt.Sprint(sqliteBusyTimeout.Milliseconds()),
+	} {
+		var got string
+		if err := s.db.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s: %v", pragma, err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+		}
+	}
+	if n := s.db.Stats().MaxOpenConnections; n != sqliteMaxConns {
+		t.Errorf("MaxOpenConnections = %d, want %d", n, sqliteMaxConns)
+	}
+}
+
+func TestSQLiteMigrationsRunOnce(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "m.db")
+	files, _ := fs.Glob(sqliteMigrations, "migrations/sqlite/*.sql")
+	if len(files) == 0 {
+		t.Fatal("no embedded migrations")
+	}
+	for i := range 3 {
+		s, err := OpenSQLite(t.Context(), p)
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		var n, v int64
+		if err := s.db.QueryRowContext(t.Context(), `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &v); err != nil {
+			t.Fatal(err)
+		}
+		if n != int64(len(files)) || v != 1 {
+			t.Errorf("open %d: schema_migrations has %d rows, max version %d; want %d, 1", i, n, v, len(files))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSQLiteTwoStoresOneFile covers a Caddy reload, when the stores of the old and the
+// new config are open on one file at once: busy_timeout serialises their writers.
+func TestSQLiteTwoStoresOneFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "two.db")
+	a, err := OpenSQLite(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := OpenSQLite(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := a
+			if g%2 == 1 {
+				s = b
+			}
+			for i := range 10 {
+				if _, err := s.SaveRecord(t.Context(), testRecord("c", g*100+i)); err != nil {
+					failed.Add(1)
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.FailNow()
+	}
+	recs, _ := mustRecords(t, a, "c", RecordQuery{Limit: 1000})
+	if len(recs) != 160 {
+		t.Errorf("%d records, want 160", len(recs))
+	}
+}
+
+func TestSQLitePathEscaping(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "odd name?x=1#frag%41.db")
+	s, err := OpenSQLite(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSave(t, s, testRecord("c", 1))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Errorf("database not at its path: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "odd name?x=1#frag%41.db") {
+			t.Errorf("unexpected file %q", e.Name())
+		}
+	}
+	s, err = OpenSQLite(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if recs, _ := mustRecords(t, s, "c", RecordQuery{}); len(recs) != 1 {
+		t.Errorf("reopened: %d records", len(recs))
+	}
+}
+
+func TestSQLiteOpenErrors(t *testing.T) {
+	if _, err := OpenSQLite(t.Context(), ""); err == nil {
+		t.Error("empty path: no error")
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenSQLite(t.Context(), filepath.Join(file, "sub", "x.db")); err == nil {
+		t.Error("path below a file: no error")
+	}
+	notDB := filepath.Join(t.TempDir(), "not.db")
+	if err := os.WriteFile(notDB, []byte(strings.Repeat("this is not a database ", 100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenSQLite(t.Context(), notDB); err == nil {
+		t.Error("a file that is not a database: no error")
+	}
+}
+
+func TestRecordLimitsAndCursor(t *testing.T) {
+	for in, want := range map[int]int{-5: 100, 0: 100, 1: 1, 100: 100, 1000: 1000, 1001: 1000, 1 << 30: 1000} {
+		if got := normalizeLimit(in); got != want {
+			t.Errorf("normalizeLimit(%d) = %d, want %d", in, got, want)
+		}
+	}
+	for _, id := range []int64{1, 42, 1 << 62} {
+		got, err := decodeCursor(encodeCursor(id))
+		if err != nil || got != id {
+			t.Errorf("cursor roundtrip of %d = %d, %v", id, got, err)
+		}
+	}
+	if _, err := decodeCursor("x"); !errors.Is(err, ErrBadCursor) {
+		t.Errorf("decodeCursor(x) = %v", err)
+	}
+	// Filters are parameters, never SQL text.
+	q, args, _, err := recordsQuery("c'; DROP TABLE records; --", RecordQuery{User: "' OR 1=1 --", ResourceType: "x'", Method: "y", Status: "z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(q, "'; DROP") || strings.Contains(q, "OR 1=1") || strings.Contains(q, "x'") || len(args) != 6 {
+		t.Errorf("query built from input: %s %v", q, args)
+	}
+}

@@ -1,0 +1,749 @@
+package shadow
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// runStoreSuite is the conformance suite every Store implementation passes. open returns
+// a Store over the database of test t: the first call in a test gets an empty database,
+// a later call in the same test reopens the same database. open closes what it opened
+// in t.Cleanup; closing earlier must be harmless.
+func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, open func(t *testing.T) Store)
+	}{
+		{"Roundtrip", suiteRoundtrip},
+		{"Defaults", suiteDefaults},
+		{"Sanitising", suiteSanitising},
+		{"Dedupe", suiteDedupe},
+		{"EmptyHashNeverDedupes", suiteEmptyHash},
+		{"Concurrent", suiteConcurrent},
+		{"Isolation", suiteIsolation},
+		{"Filters", suiteFilters},
+		{"Paging", suitePaging},
+		{"BadCursor", suiteBadCursor},
+		{"DeleteRecords", suiteDeleteRecords},
+		{"ModesAndConnections", suiteModes},
+		{"Purge", suitePurge},
+		{"Reopen", suiteReopen},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
+	}
+}
+
+// suiteT0 has nanoseconds and a zone on purpose: stores keep UTC microseconds.
+var suiteT0 = time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.FixedZone("CET", 3600))
+
+// want0 is suiteT0 as a store returns it.
+var want0 = us(suiteT0)
+
+// us is t as a store returns it: UTC, microseconds.
+func us(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// testRecord is a small pending User record of connection conn.
+func testRecord(conn string, n int) *Record {
+	return &Record{
+		Connection:   conn,
+		CreatedAt:    suiteT0.Add(time.Duration(n) * time.Second),
+		LastSeenAt:   suiteT0.Add(time.Duration(n) * time.Second),
+		Attempts:     1,
+		Method:       "POST",
+		Path:         "/scim/v2/Users",
+		ResourceType: "User",
+		Key:          fmt.Sprintf("user%d@example.com", n),
+		Operation:    "create",
+		Status:       StatusPending,
+		DedupeHash:   fmt.Sprintf("%s-hash-%d", conn, n),
+		Original:     StoredRequest{Method: "POST", URL: "/scim/v2/Users", Body: json.RawMessage(fmt.Sprintf(`{"userName":"user%d@example.com"}`, n))},
+		Effective:    StoredRequest{Method: "POST", URL: "/scim/v2/Users", Body: json.RawMessage(fmt.Sprintf(`{"userName":"user%d@example.com"}`, n))},
+	}
+}
+
+func mustSave(t *testing.T, s Store, rec *Record) Record {
+	t.Helper()
+	got, err := s.SaveRecord(t.Context(), rec)
+	if err != nil {
+		t.Fatalf("SaveRecord(%s %s): %v", rec.Connection, rec.DedupeHash, err)
+	}
+	return got
+}
+
+func mustRecords(t *testing.T, s Store, conn string, q RecordQuery) ([]Record, string) {
+	t.Helper()
+	recs, next, err := s.Records(t.Context(), conn, q)
+	if err != nil {
+		t.Fatalf("Records(%q, %+v): %v", conn, q, err)
+	}
+	return recs, next
+}
+
+func recordIDs(recs []Record) []int64 {
+	ids := make([]int64, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+// compactJSON is raw without insignificant white space, for comparisons.
+func compactJSON(t *testing.T, raw []byte) string {
+	t.Helper()
+	if len(raw) == 0 {
+		return ""
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		t.Fatalf("invalid JSON %q: %v", raw, err)
+	}
+	return buf.String()
+}
+
+// assertRecord compares every field of got with want (JSON by content, times exactly and in UTC).
+func assertRecord(t *testing.T, want, got Record) {
+	t.Helper()
+	if got.CreatedAt.Location() != time.UTC || got.LastSeenAt.Location() != time.UTC {
+		t.Errorf("times not in UTC: %v, %v", got.CreatedAt.Location(), got.LastSeenAt.Location())
+	}
+	if !got.CreatedAt.Equal(want.CreatedAt) || !got.LastSeenAt.Equal(want.LastSeenAt) {
+		t.Errorf("times = %s, %s; want %s, %s", got.CreatedAt.Format(time.RFC3339Nano), got.LastSeenAt.Format(time.RFC3339Nano),
+			want.CreatedAt.Format(time.RFC3339Nano), want.LastSeenAt.Format(time.RFC3339Nano))
+	}
+	type scalars struct {
+		ID                                                       int64
+		Connection, Method, Path, ResourceType, ResourceID, Key  string
+		Operation, DedupeHash                                    string
+		Status                                                   RecordStatus
+		Attempts                                                 int
+		Changes, Findings, OrigBody, EffBody                     string
+		OrigMethod, OrigURL, OrigText, EffMethod, EffURL, EffTxt string
+	}
+	flat := func(r Record) scalars {
+		return scalars{r.ID, r.Connection, r.Method, r.Path, r.ResourceType, r.ResourceID, r.Key,
+			r.Operation, r.DedupeHash, r.Status, r.Attempts,
+			compactJSON(t, r.Changes), compactJSON(t, r.Findings), compactJSON(t, r.Original.Body), compactJSON(t, r.Effective.Body),
+			r.Original.Method, r.Original.URL, r.Original.Text, r.Effective.Method, r.Effective.URL, r.Effective.Text}
+	}
+	if w, g := flat(want), flat(got); w != g {
+		t.Errorf("record differs:\n got %+v\nwant %+v", g, w)
+	}
+	if !reflect.DeepEqual(nonNilHeader(got.Original.Header), nonNilHeader(want.Original.Header)) ||
+		!reflect.DeepEqual(nonNilHeader(got.Effective.Header), nonNilHeader(want.Effective.Header)) {
+		t.Errorf("headers = %v / %v; want %v / %v", got.Original.Header, got.Effective.Header, want.Original.Header, want.Effective.Header)
+	}
+}
+
+func nonNilHeader(h map[string][]string) map[string][]string {
+	if h == nil {
+		return map[string][]string{}
+	}
+	return h
+}
+
+func suiteRoundtrip(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	in := &Record{
+		Connection:   "acme",
+		CreatedAt:    suiteT0,
+		LastSeenAt:   suiteT0.Add(1500 * time.Millisecond),
+		Attempts:     1,
+		Method:       "PATCH",
+		Path:         "/scim/v2/Users/2819c223",
+		ResourceType: "User",
+		ResourceID:   "2819c223",
+		Key:          "Alice@Example.com",
+		Operation:    "patch",
+		Status:       StatusPending,
+		DedupeHash:   "0123abcd",
+		Original: StoredRequest{
+			Method: "PATCH",
+			URL:    "/scim/v2/Users/2819c223?attributes=userName",
+			Header: map[string][]string{"Content-Type": {"application/scim+json"}, "X-Multi": {"a", "b"}, "Authorization": {"[redacted]"}},
+			Body:   json.RawMessage(`{ "Operations": [ {"op": "replace", "path": "name.givenName", "value": "Ålice <&> \"q\""} ], "n": 1.50 }`),
+		},
+		Effective: StoredRequest{
+			Method: "PATCH",
+			URL:    "/scim/v2/Users/2819c223",
+			Text:   "not JSON: ünïcödé ✓",
+		},
+		Changes:  json.RawMessage(`[{"path":"name.givenName","old":"Al","new":"Ålice"}]`),
+		Findings: json.RawMessage(`{"warnings":[{"attribute":"department","kind":"missing"}]}`),
+	}
+	want := *in
+	want.CreatedAt, want.LastSeenAt = want0, us(suiteT0.Add(1500*time.Millisecond))
+
+	saved := mustSave(t, s, in)
+	if saved.ID <= 0 {
+		t.Fatalf("saved ID = %d", saved.ID)
+	}
+	want.ID = saved.ID
+	assertRecord(t, want, saved)
+
+	got, err := s.Record(t.Context(), "acme", saved.ID)
+	if err != nil {
+		t.Fatalf("Record: %v", err)
+	}
+	assertRecord(t, want, got)
+
+	list, next := mustRecords(t, s, "acme", RecordQuery{})
+	if len(list) != 1 || next != "" {
+		t.Fatalf("Records = %d records, next %q; want 1, \"\"", len(list), next)
+	}
+	assertRecord(t, want, list[0])
+
+	// A second record gets a larger id.
+	second := mustSave(t, s, testRecord("acme", 1))
+	if second.ID <= saved.ID {
+		t.Errorf("second ID %d not above first %d", second.ID, saved.ID)
+	}
+}
+
+func suiteDefaults(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	before := time.Now()
+	got := mustSave(t, s, &Record{Connection: "c", Method: "DELETE", Path: "/scim/v2/Users/1"})
+	if got.Attempts != 1 || got.Status != StatusPending {
+		t.Errorf("attempts %d, status %q; want 1, pending", got.Attempts, got.Status)
+	}
+	if got.CreatedAt.Before(before.Add(-time.Second)) || got.LastSeenAt.Before(got.CreatedAt) {
+		t.Errorf("zero times not defaulted to now: %v, %v", got.CreatedAt, got.LastSeenAt)
+	}
+	if got.DedupeHash != "" || got.Changes != nil || got.Findings != nil || got.Original.Body != nil || got.Original.Header != nil {
+		t.Errorf("empty fields came back non-empty: %+v", got)
+	}
+	if _, err := s.SaveRecord(t.Context(), &Record{Method: "POST"}); err == nil {
+		t.Error("SaveRecord without a connection: no error")
+	}
+	bad := testRecord("c", 2)
+	bad.Changes = json.RawMessage(`{"broken"`)
+	if _, err := s.SaveRecord(t.Context(), bad); err == nil {
+		t.Error("SaveRecord with invalid Changes JSON: no error")
+	}
+}
+
+func suiteSanitising(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	rec := testRecord("c", 1)
+	rec.Path = "/scim/v2/Users/a\x00b\xff"
+	rec.Original.Body = json.RawMessage(`{"not": json`) // a body that is not JSON is kept as text
+	rec.Original.Header = map[string][]string{"X-Nul": {"a\x00b"}}
+	got := mustSave(t, s, rec)
+	if got.Path != "/scim/v2/Users/a\uFFFDb\uFFFD" {
+		t.Errorf("path = %q", got.Path)
+	}
+	if got.Original.Body != nil || got.Original.Text != `{"not": json` {
+		t.Errorf("invalid JSON body: Body %q, Text %q", got.Original.Body, got.Original.Text)
+	}
+	if h := got.Original.Header["X-Nul"]; len(h) != 1 || h[0] != "a\x00b" {
+		t.Errorf("header = %q", h)
+	}
+}
+
+func suiteDedupe(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	first := mustSave(t, s, testRecord("acme", 1))
+	if first.Attempts != 1 {
+		t.Fatalf("first attempts = %d", first.Attempts)
+	}
+
+	retry := testRecord("acme", 1)
+	retry.CreatedAt = suiteT0.Add(time.Hour)
+	retry.LastSeenAt = suiteT0.Add(time.Hour)
+	retry.Original.URL = "/changed" // the stored record is kept as first recorded
+	got := mustSave(t, s, retry)
+	if got.ID != first.ID || got.Attempts != 2 {
+		t.Fatalf("retry: id %d attempts %d; want id %d attempts 2", got.ID, got.Attempts, first.ID)
+	}
+	if !got.LastSeenAt.Equal(us(suiteT0.Add(time.Hour))) || !got.CreatedAt.Equal(first.CreatedAt) || got.Original.URL != "/scim/v2/Users" {
+		t.Errorf("retry: created %v last seen %v url %q", got.CreatedAt, got.LastSeenAt, got.Original.URL)
+	}
+	// A late, out-of-order retry counts but does not move last_seen_at back.
+	late := testRecord("acme", 1)
+	late.LastSeenAt = suiteT0.Add(time.Minute)
+	got = mustSave(t, s, late)
+	if got.Attempts != 3 || !got.LastSeenAt.Equal(us(suiteT0.Add(time.Hour))) {
+		t.Errorf("late retry: attempts %d last seen %v; want 3, %v", got.Attempts, got.LastSeenAt, us(suiteT0.Add(time.Hour)))
+	}
+	stored, err := s.Record(t.Context(), "acme", first.ID)
+	if err != nil || stored.Attempts != 3 {
+		t.Fatalf("Record after retries: attempts %d, %v", stored.Attempts, err)
+	}
+
+	// Same hash, other connection: its own row.
+	other := mustSave(t, s, &Record{Connection: "globex", Method: "POST", Path: "/x", DedupeHash: "acme-hash-1", Status: StatusPending})
+	if other.ID == first.ID || other.Attempts != 1 {
+		t.Errorf("other connection: id %d attempts %d", other.ID, other.Attempts)
+	}
+
+	// Records that are not pending never absorb retries…
+	approved := testRecord("acme", 2)
+	approved.Status = StatusApproved
+	a := mustSave(t, s, approved)
+	p := mustSave(t, s, testRecord("acme", 2))
+	if p.ID == a.ID || p.Attempts != 1 || p.Status != StatusPending {
+		t.Errorf("pending after approved: id %d (approved %d) attempts %d status %s", p.ID, a.ID, p.Attempts, p.Status)
+	}
+	// …and a non-pending record with the hash of a pending one is a row of its own.
+	ignored := testRecord("acme", 1)
+	ignored.Status = StatusIgnored
+	ig := mustSave(t, s, ignored)
+	if ig.ID == first.ID || ig.Attempts != 1 || ig.Status != StatusIgnored {
+		t.Errorf("ignored with pending hash: id %d attempts %d status %s", ig.ID, ig.Attempts, ig.Status)
+	}
+
+	recs, _ := mustRecords(t, s, "acme", RecordQuery{})
+	if len(recs) != 4 {
+		t.Errorf("acme has %d records, want 4", len(recs))
+	}
+	recs, _ = mustRecords(t, s, "globex", RecordQuery{})
+	if len(recs) != 1 {
+		t.Errorf("globex has %d records, want 1", len(recs))
+	}
+}
+
+func suiteEmptyHash(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	r1 := testRecord("c", 1)
+	r1.DedupeHash = ""
+	a := mustSave(t, s, r1)
+	b := mustSave(t, s, r1)
+	if a.ID == b.ID || b.Attempts != 1 {
+		t.Errorf("empty hash deduplicated: ids %d %d attempts %d", a.ID, b.ID, b.Attempts)
+	}
+}
+
+func suiteConcurrent(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	const writers, each = 64, 20
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		ids  = map[int64]bool{}
+	)
+	done := make(chan struct{})
+	// Readers run alongside the writers.
+	var readers sync.WaitGroup
+	for range 4 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(10 * time.Millisecond): // a busy review page, not a flood
+				}
+				if _, _, err := s.Records(t.Context(), "load", RecordQuery{Limit: 10}); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					return
+				}
+				if _, err := s.Connections(t.Context()); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	for g := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				rec := testRecord("load", g*1000+i)
+				saved, err := s.SaveRecord(t.Context(), rec)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					ids[saved.ID] = true
+				}
+				mu.Unlock()
+			}
+			// Every writer also retries one shared write.
+			shared := testRecord("load", -1)
+			if _, err := s.SaveRecord(t.Context(), shared); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	readers.Wait()
+	for _, err := range errs[:min(len(errs), 5)] {
+		t.Error(err)
+	}
+	if len(errs) > 0 {
+		t.Fatalf("%d errors", len(errs))
+	}
+	if len(ids) != writers*each {
+		t.Errorf("%d distinct ids, want %d", len(ids), writers*each)
+	}
+	var all []Record
+	q := RecordQuery{Limit: 1000}
+	for {
+		page, next := mustRecords(t, s, "load", q)
+		all = append(all, page...)
+		if next == "" {
+			break
+		}
+		q.Cursor = next
+	}
+	if len(all) != writers*each+1 {
+		t.Fatalf("%d records, want %d", len(all), writers*each+1)
+	}
+	for _, r := range all {
+		if r.DedupeHash == "load-hash--1" {
+			if r.Attempts != writers {
+				t.Errorf("shared write attempts = %d, want %d", r.Attempts, writers)
+			}
+		} else if r.Attempts != 1 {
+			t.Errorf("record %d attempts = %d", r.ID, r.Attempts)
+		}
+	}
+	infos, err := s.Connections(t.Context())
+	if err != nil || len(infos) != 1 || infos[0].Pending != writers*each+1 {
+		t.Errorf("Connections = %+v, %v; want load with %d pending", infos, err, writers*each+1)
+	}
+}
+
+func suiteIsolation(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	var aIDs []int64
+	for i := range 3 {
+		aIDs = append(aIDs, mustSave(t, s, testRecord("Acme", i)).ID)
+	}
+	bRec := mustSave(t, s, testRecord("acme", 7)) // differs by case only: another connection
+	for _, id := range aIDs {
+		if _, err := s.Record(t.Context(), "acme", id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Record(acme, %d of Acme) error = %v, want ErrNotFound", id, err)
+		}
+		if _, err := s.Record(t.Context(), "Acme", id); err != nil {
+			t.Errorf("Record(Acme, %d): %v", id, err)
+		}
+	}
+	if _, err := s.Record(t.Context(), "Acme", bRec.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Record(Acme, id of acme) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Record(t.Context(), "Acme", 1<<40); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Record of a missing id: %v, want ErrNotFound", err)
+	}
+	recs, _ := mustRecords(t, s, "acme", RecordQuery{})
+	if ids := recordIDs(recs); !slices.Equal(ids, []int64{bRec.ID}) {
+		t.Errorf("Records(acme) ids = %v, want [%d]", ids, bRec.ID)
+	}
+	recs, _ = mustRecords(t, s, "acme", RecordQuery{User: "user1@example.com"})
+	if len(recs) != 0 {
+		t.Errorf("Records(acme, user of Acme) = %d records", len(recs))
+	}
+	recs, _ = mustRecords(t, s, "nobody", RecordQuery{})
+	if len(recs) != 0 {
+		t.Errorf("Records(nobody) = %d records", len(recs))
+	}
+	recs, _ = mustRecords(t, s, "Acme", RecordQuery{})
+	if ids := recordIDs(recs); !slices.Equal(ids, []int64{aIDs[2], aIDs[1], aIDs[0]}) {
+		t.Errorf("Records(Acme) ids = %v, want %v reversed", ids, aIDs)
+	}
+}
+
+func suiteFilters(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	mk := func(typ, key, id, method string, st RecordStatus) int64 {
+		r := &Record{Connection: "f", Method: method, Path: "/scim/v2/x", ResourceType: typ, Key: key, ResourceID: id,
+			Status: st, CreatedAt: suiteT0, LastSeenAt: suiteT0}
+		return mustSave(t, s, r).ID
+	}
+	r1 := mk("User", "Alice@Example.COM", "u-alice", "POST", StatusPending)
+	r2 := mk("User", "", "u-alice", "PATCH", StatusPending)
+	r3 := mk("User", "bob@example.com", "u-bob", "DELETE", StatusIgnored)
+	r4 := mk("Group", "Admins", "g-1", "PATCH", StatusPending)
+	r5 := mk("User", "carol", "u-carol", "PUT", StatusForwarded)
+	other := &Record{Connection: "g", Method: "POST", Path: "/x", ResourceType: "User", Key: "alice@example.com", ResourceID: "u-alice"}
+	mustSave(t, s, other)
+
+	cases := []struct {
+		q    RecordQuery
+		want []int64
+	}{
+		{RecordQuery{}, []int64{r5, r4, r3, r2, r1}},
+		{RecordQuery{User: "alice@example.com"}, []int64{r1}},
+		{RecordQuery{User: "ALICE@EXAMPLE.com"}, []int64{r1}},
+		{RecordQuery{User: "u-alice"}, []int64{r2, r1}},
+		{RecordQuery{User: "U-ALICE"}, nil}, // ids are exact
+		{RecordQuery{User: "nobody"}, nil},
+		{RecordQuery{ResourceType: "group"}, []int64{r4}},
+		{RecordQuery{ResourceType: "USER"}, []int64{r5, r3, r2, r1}},
+		{RecordQuery{Method: "PATCH"}, []int64{r4, r2}},
+		{RecordQuery{Method: "patch"}, []int64{r4, r2}},
+		{RecordQuery{Status: StatusIgnored}, []int64{r3}},
+		{RecordQuery{Status: StatusPending}, []int64{r4, r2, r1}},
+		{RecordQuery{Status: StatusApproved}, nil},
+		{RecordQuery{ResourceType: "User", Method: "PATCH", Status: StatusPending}, []int64{r2}},
+		{RecordQuery{User: "u-alice", Method: "POST"}, []int64{r1}},
+		{RecordQuery{User: "carol", Status: StatusForwarded, ResourceType: "user", Method: "put"}, []int64{r5}},
+		{RecordQuery{User: "carol", Status: StatusPending}, nil},
+	}
+	for _, c := range cases {
+		recs, next := mustRecords(t, s, "f", c.q)
+		if got := recordIDs(recs); !slices.Equal(got, c.want) && !(len(got) == 0 && len(c.want) == 0) {
+			t.Errorf("Records(%+v) = %v, want %v", c.q, got, c.want)
+		}
+		if next != "" {
+			t.Errorf("Records(%+v) next = %q, want none", c.q, next)
+		}
+		for _, r := range recs {
+			if r.Connection != "f" {
+				t.Errorf("Records(f) returned a record of %q", r.Connection)
+			}
+		}
+	}
+}
+
+func suitePaging(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	var want, wantIgnored []int64
+	for i := range 250 {
+		r := testRecord("p", i)
+		if i%3 == 0 {
+			r.Status = StatusIgnored
+		}
+		id := mustSave(t, s, r).ID
+		want = append(want, id)
+		if i%3 == 0 {
+			wantIgnored = append(wantIgnored, id)
+		}
+		if i%25 == 0 {
+			mustSave(t, s, testRecord("other", i)) // interleaved ids of another connection
+		}
+	}
+	slices.Reverse(want)
+	slices.Reverse(wantIgnored)
+
+	collect := func(q RecordQuery, pageSizes []int) []int64 {
+		t.Helper()
+		var ids []int64
+		seen := map[string]bool{}
+		for page := 0; ; page++ {
+			recs, next := mustRecords(t, s, "p", q)
+			if page < len(pageSizes) && len(recs) != pageSizes[page] {
+				t.Errorf("%+v page %d has %d records, want %d", q, page, len(recs), pageSizes[page])
+			}
+			ids = append(ids, recordIDs(recs)...)
+			if next == "" {
+				if pageSizes != nil && page != len(pageSizes)-1 {
+					t.Errorf("%+v: %d pages, want %d", q, page+1, len(pageSizes))
+				}
+				return ids
+			}
+			if seen[next] || page > 300 {
+				t.Fatalf("cursor %q repeats", next)
+			}
+			seen[next] = true
+			q.Cursor = next
+		}
+	}
+	if got := collect(RecordQuery{Limit: 100}, []int{100, 100, 50}); !slices.Equal(got, want) {
+		t.Errorf("pages of 100 = %v…, want %d ids newest first without gaps", got[:min(5, len(got))], len(want))
+	}
+	if got := collect(RecordQuery{}, []int{100, 100, 50}); !slices.Equal(got, want) {
+		t.Errorf("default pages differ")
+	}
+	if got := collect(RecordQuery{Limit: 7}, nil); !slices.Equal(got, want) {
+		t.Errorf("pages of 7 differ: %d ids", len(got))
+	}
+	if got := collect(RecordQuery{Limit: 5000}, []int{250}); !slices.Equal(got, want) {
+		t.Errorf("one large page differs")
+	}
+	if got := collect(RecordQuery{Limit: 250}, []int{250}); !slices.Equal(got, want) {
+		t.Errorf("an exact page differs") // no cursor to an empty page
+	}
+	if got := collect(RecordQuery{Limit: 30, Status: StatusIgnored}, []int{30, 30, 24}); !slices.Equal(got, wantIgnored) {
+		t.Errorf("filtered pages = %d ids, want %d", len(got), len(wantIgnored))
+	}
+}
+
+func suiteBadCursor(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	mustSave(t, s, testRecord("c", 1))
+	for _, c := range []string{"!!!", "MTIz", "cjA", "cmFiYw", "' OR 1=1 --"} {
+		if _, _, err := s.Records(t.Context(), "c", RecordQuery{Cursor: c}); !errors.Is(err, ErrBadCursor) {
+			t.Errorf("Records(cursor %q) error = %v, want ErrBadCursor", c, err)
+		}
+	}
+}
+
+func suiteDeleteRecords(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	if err := s.SetMode(t.Context(), "a", ModePreview); err != nil {
+		t.Fatal(err)
+	}
+	var aID int64
+	for i := range 3 {
+		aID = mustSave(t, s, testRecord("a", i)).ID
+	}
+	for i := range 2 {
+		mustSave(t, s, testRecord("b", i))
+	}
+	n, err := s.DeleteRecords(t.Context(), "a")
+	if err != nil || n != 3 {
+		t.Fatalf("DeleteRecords(a) = %d, %v; want 3", n, err)
+	}
+	if recs, _ := mustRecords(t, s, "a", RecordQuery{}); len(recs) != 0 {
+		t.Errorf("a still has %d records", len(recs))
+	}
+	if recs, _ := mustRecords(t, s, "b", RecordQuery{}); len(recs) != 2 {
+		t.Errorf("b has %d records, want 2", len(recs))
+	}
+	if _, err := s.Record(t.Context(), "a", aID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted record: %v, want ErrNotFound", err)
+	}
+	if n, err := s.DeleteRecords(t.Context(), "a"); err != nil || n != 0 {
+		t.Errorf("second DeleteRecords(a) = %d, %v", n, err)
+	}
+	modes, err := s.Modes(t.Context())
+	if err != nil || modes["a"] != ModePreview {
+		t.Errorf("mode of a after delete = %q, %v", modes["a"], err)
+	}
+	// A new retry after the delete is a new record again.
+	if got := mustSave(t, s, testRecord("a", 0)); got.Attempts != 1 {
+		t.Errorf("attempts after delete = %d", got.Attempts)
+	}
+}
+
+func suiteModes(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	ctx := t.Context()
+	if m, err := s.Modes(ctx); err != nil || len(m) != 0 {
+		t.Fatalf("Modes of an empty store = %v, %v", m, err)
+	}
+	if infos, err := s.Connections(ctx); err != nil || len(infos) != 0 {
+		t.Fatalf("Connections of an empty store = %v, %v", infos, err)
+	}
+	for _, c := range []struct {
+		name string
+		mode Mode
+	}{{"beta", ModePreview}, {"alpha", ModeLive}, {"beta", ModeLive}} {
+		if err := s.SetMode(ctx, c.name, c.mode); err != nil {
+			t.Fatalf("SetMode(%s, %s): %v", c.name, c.mode, err)
+		}
+	}
+	if err := s.SetMode(ctx, "alpha", Mode("bogus")); err == nil {
+		t.Error("SetMode(bogus): no error")
+	}
+	if err := s.SetMode(ctx, "", ModeLive); err == nil {
+		t.Error("SetMode of an empty name: no error")
+	}
+	m, err := s.Modes(ctx)
+	if err != nil || !reflect.DeepEqual(m, map[string]Mode{"alpha": ModeLive, "beta": ModeLive}) {
+		t.Errorf("Modes = %v, %v", m, err)
+	}
+	mustSave(t, s, testRecord("Zeta", 1))
+	mustSave(t, s, testRecord("Zeta", 2))
+	approved := testRecord("Zeta", 3)
+	approved.Status = StatusApproved
+	mustSave(t, s, approved)
+	mustSave(t, s, testRecord("beta", 1))
+	ignored := testRecord("gamma", 1)
+	ignored.Status = StatusIgnored
+	mustSave(t, s, ignored)
+
+	infos, err := s.Connections(ctx)
+	want := []ConnectionInfo{
+		{Name: "Zeta", Pending: 2}, // byte order: upper case first
+		{Name: "alpha", Mode: ModeLive},
+		{Name: "beta", Mode: ModeLive, Pending: 1},
+		{Name: "gamma"},
+	}
+	if err != nil || !reflect.DeepEqual(infos, want) {
+		t.Errorf("Connections = %+v, %v;\nwant %+v", infos, err, want)
+	}
+	if err := s.SetMode(ctx, "Zeta", ModePreview); err != nil {
+		t.Fatal(err)
+	}
+	infos, _ = s.Connections(ctx)
+	if len(infos) != 4 || infos[0] != (ConnectionInfo{Name: "Zeta", Mode: ModePreview, Pending: 2}) {
+		t.Errorf("Connections after SetMode(Zeta) = %+v", infos)
+	}
+}
+
+func suitePurge(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	at := func(conn string, n int, seen time.Time) int64 {
+		r := testRecord(conn, n)
+		r.CreatedAt, r.LastSeenAt = seen, seen
+		return mustSave(t, s, r).ID
+	}
+	t0 := suiteT0
+	r1 := at("a", 1, t0.Add(-2*time.Hour))
+	at("a", 2, t0.Add(-time.Hour))
+	r3 := at("a", 3, t0)
+	r5 := at("a", 5, t0.Add(-30*time.Minute)) // exactly at the boundary: kept
+	at("b", 4, t0.Add(-3*time.Hour))
+	// A retry keeps r1 alive.
+	retry := testRecord("a", 1)
+	retry.LastSeenAt = t0
+	mustSave(t, s, retry)
+
+	before := t0.Add(-30 * time.Minute).In(time.FixedZone("PST", -8*3600)) // the zone must not matter
+	n, err := s.Purge(t.Context(), before)
+	if err != nil || n != 2 {
+		t.Fatalf("Purge = %d, %v; want 2", n, err)
+	}
+	recs, _ := mustRecords(t, s, "a", RecordQuery{})
+	if got := recordIDs(recs); !slices.Equal(got, []int64{r5, r3, r1}) {
+		t.Errorf("left after purge: %v, want %v", got, []int64{r5, r3, r1})
+	}
+	if recs, _ := mustRecords(t, s, "b", RecordQuery{}); len(recs) != 0 {
+		t.Errorf("b has %d records after purge", len(recs))
+	}
+	if n, err := s.Purge(t.Context(), before); err != nil || n != 0 {
+		t.Errorf("second Purge = %d, %v", n, err)
+	}
+	if n, err := s.Purge(t.Context(), t0.Add(time.Nanosecond*1000)); err != nil || n != 3 {
+		t.Errorf("Purge(all) = %d, %v; want 3", n, err)
+	}
+}
+
+func suiteReopen(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	first := mustSave(t, s, testRecord("r", 1))
+	second := mustSave(t, s, testRecord("r", 2))
+	if err := s.SetMode(t.Context(), "r", ModePreview); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s = open(t)
+	recs, _ := mustRecords(t, s, "r", RecordQuery{})
+	if ids := recordIDs(recs); !slices.Equal(ids, []int64{second.ID, first.ID}) {
+		t.Fatalf("after reopen: ids %v, want [%d %d]", ids, second.ID, first.ID)
+	}
+	assertRecord(t, first, recs[1])
+	if m, err := s.Modes(t.Context()); err != nil || m["r"] != ModePreview {
+		t.Errorf("mode after reopen = %v, %v", m, err)
+	}
+	// The dedupe index survived.
+	if got := mustSave(t, s, testRecord("r", 1)); got.ID != first.ID || got.Attempts != 2 {
+		t.Errorf("retry after reopen: id %d attempts %d", got.ID, got.Attempts)
+	}
+	if got := mustSave(t, s, testRecord("r", 3)); got.ID <= second.ID {
+		t.Errorf("new id %d after reopen not above %d", got.ID, second.ID)
+	}
+}
