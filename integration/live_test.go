@@ -40,8 +40,8 @@ const liveCaddyfile = `{
 				urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter {
 					from cost_center
 				}
-				`+"`"+`phoneNumbers[type eq "work"].value`+"`"+` {
-					from `+"`"+`phoneNumbers[type eq "office"].value`+"`"+`
+				` + "`" + `phoneNumbers[type eq "work"].value` + "`" + ` {
+					from ` + "`" + `phoneNumbers[type eq "office"].value` + "`" + `
 				}
 				drop x-internal-flag password
 			}
