@@ -169,14 +169,14 @@ func (h *Handler) connectionName(r *http.Request) string {
 	return sanitizeConnection(name)
 }
 
-// sanitizeConnection keeps a connection name printable and at most 128 bytes.
+// sanitizeConnection keeps a connection name valid UTF-8, printable and at most 128 bytes.
 func sanitizeConnection(name string) string {
 	name = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || r == unicode.ReplacementChar {
 			return -1
 		}
 		return r
-	}, strings.TrimSpace(name))
+	}, strings.TrimSpace(strings.ToValidUTF8(name, "")))
 	if len(name) > 128 {
 		name = strings.ToValidUTF8(name[:128], "")
 	}

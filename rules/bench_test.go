@@ -2,6 +2,8 @@ package rules
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -55,5 +57,44 @@ func BenchmarkRewriteResource(b *testing.B) {
 		if _, _, err := s.RewriteResource("User", OpCreate, body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func BenchmarkRewritePatch(b *testing.B) {
+	s := mustCompile(b, testRules())
+	var members strings.Builder
+	members.WriteString(patchPrefix)
+	for i := 0; i < 50; i++ {
+		fmt.Fprintf(&members, `{"op":"remove","path":"members[value eq \"00g%04d\"]"},`, i)
+	}
+	members.WriteString(`{"op":"add","path":"members","value":[{"value":"00u1","display":"a@example.com"}]}` + patchSuffix)
+	for _, bc := range []struct{ name, rt, body string }{
+		{"entra-update", "User", entraUpdate},
+		{"entra-pathless", "User", entraPathless},
+		{"okta-group-50-members", "Group", members.String()},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			body := []byte(bc.body)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, _, err := s.RewritePatch(bc.rt, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkRewriteFilter(b *testing.B) {
+	s := mustCompile(b, testRules())
+	for _, f := range []string{`userName eq "ada@example.com"`, `favorite_color eq "red"`} {
+		b.Run(f, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := s.RewriteFilter("User", f); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -23,6 +24,9 @@ func (s *Set) RewriteFilter(resourceType, filterExpr string) (string, error) {
 		err = fmt.Errorf("filter nested deeper than %d levels", maxNesting)
 	}
 	if err != nil {
+		if errors.Is(err, errFilterLimits) {
+			return filterExpr, fmt.Errorf("rules: rewriting %s filter: %w", resourceType, err)
+		}
 		if out, ok := tr.rewriteFilteredComparison(filterExpr); ok {
 			return out, nil
 		}

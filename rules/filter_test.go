@@ -35,7 +35,7 @@ func TestRewriteFilter(t *testing.T) {
 		{"Group", `groupName eq "Eng"`, `displayName eq "Eng"`},
 		{"Group", `displayName eq "Eng"`, ""},
 		{"Device", `favorite_color eq "red"`, ""},
-		{"User", strings.Repeat("(", 300) + `favorite_color pr` + strings.Repeat(")", 300), `favoriteColor pr`},
+		{"User", strings.Repeat("(", 30) + `favorite_color pr` + strings.Repeat(")", 30), `favoriteColor pr`},
 	}
 	for _, tt := range tests {
 		got, err := s.RewriteFilter(tt.rt, tt.in)
@@ -61,7 +61,8 @@ func TestRewriteFilter(t *testing.T) {
 func TestRewriteFilterUnparseable(t *testing.T) {
 	s := mustCompile(t, testRules())
 	for _, in := range []string{"favorite_color eq", "(favorite_color pr", `userName eq "x" and favorite_color`, `favorite_color eq "red`,
-		`emails[type eq "other"].value eq "x" and userName eq "y"`, `FAVORITE_COLOR eq red`} {
+		`emails[type eq "other"].value eq "x" and userName eq "y"`, `FAVORITE_COLOR eq red`,
+		strings.Repeat("(", 40) + `favorite_color pr` + strings.Repeat(")", 40), strings.Repeat(`favorite_color pr or `, 300) + "a pr"} {
 		out, err := s.RewriteFilter("User", in)
 		if err == nil {
 			t.Errorf("%q: want an error, got %q", in, out)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // RewritePatch rewrites a PATCH body (a PatchOp message with "Operations"): operation
@@ -46,20 +47,20 @@ func (s *Set) RewritePatch(resourceType string, body []byte) ([]byte, []Finding,
 // patchOp rewrites operation j of ops.
 func (rw *rewriter) patchOp(ops *jarr, j int) {
 	o := ops.el[j].o
-	where := "operation " + strconv.Itoa(j)
+	where := opName(j)
 	opi := o.plainIndex("op")
 	if opi < 0 {
-		rw.note(SeverityWarning, CodeUnparseable, "", "", where+" has no op; left unchanged")
+		rw.note(SeverityWarning, CodeUnparseable, "", "", where.String()+" has no op; left unchanged")
 		return
 	}
 	name, ok := stringValue(o.mem[opi].val)
 	if !ok {
-		rw.note(SeverityWarning, CodeUnparseable, "", "", where+": op is not a string; left unchanged")
+		rw.note(SeverityWarning, CodeUnparseable, "", "", where.String()+": op is not a string; left unchanged")
 		return
 	}
 	isRemove := foldEq(name, "remove")
 	if !isRemove && !foldEq(name, "add") && !foldEq(name, "replace") {
-		rw.note(SeverityWarning, CodeUnparseable, "", "", where+": unknown op "+strconv.Quote(name)+"; left unchanged")
+		rw.note(SeverityWarning, CodeUnparseable, "", "", where.String()+": unknown op "+strconv.Quote(name)+"; left unchanged")
 		return
 	}
 	pi, vi := o.plainIndex("path"), o.plainIndex("value")
@@ -80,21 +81,36 @@ func (rw *rewriter) patchOp(ops *jarr, j int) {
 		}
 		return
 	}
-	ps, ok := stringValue(o.mem[pi].val)
+	pv := o.mem[pi].val
+	if len(pv) > 2 && pv[0] == '"' {
+		// Most paths name attributes no rule knows (group members): skip those before
+		// decoding the string.
+		head := pv[1 : len(pv)-1]
+		if b := strings.IndexByte(head, '['); b >= 0 {
+			head = head[:b]
+		}
+		if strings.IndexByte(head, '\\') < 0 && !rw.tr.knowsPath(head) {
+			return
+		}
+	}
+	ps, ok := stringValue(pv)
 	if !ok {
-		rw.note(SeverityWarning, CodeUnparseable, "", "", where+": path is not a string; left unchanged")
+		rw.note(SeverityWarning, CodeUnparseable, "", "", where.String()+": path is not a string; left unchanged")
 		return
 	}
 	p, err := rw.tr.opPath(ps)
 	if err != nil {
-		rw.note(SeverityWarning, CodeUnparseable, ps, "", where+": path "+strconv.Quote(ps)+" left unchanged: "+err.Error())
+		rw.note(SeverityWarning, CodeUnparseable, ps, "", where.String()+": path "+strconv.Quote(ps)+" left unchanged: "+err.Error())
+		return
+	}
+	if p == nil {
 		return
 	}
 	// Operations on dropped or only-on-create attributes go.
 	for _, d := range rw.tr.drops {
 		if atOrBelow(p, d) {
 			ops.removeEl(j)
-			rw.note(SeverityInfo, CodeDropped, d.raw, "", where+" on "+ps+" removed: attribute "+d.raw+" is dropped")
+			rw.note(SeverityInfo, CodeDropped, d.raw, "", where.String()+" on "+ps+" removed: attribute "+d.raw+" is dropped")
 			return
 		}
 	}
@@ -104,13 +120,13 @@ func (rw *rewriter) patchOp(ops *jarr, j int) {
 		}
 		if atOrBelow(p, r.target) {
 			ops.removeEl(j)
-			rw.note(SeverityInfo, CodeDropped, r.target.raw, "", where+" on "+ps+" removed: "+r.msgDropped)
+			rw.note(SeverityInfo, CodeDropped, r.target.raw, "", where.String()+" on "+ps+" removed: "+r.msgDropped)
 			return
 		}
 		for _, f := range r.from {
 			if atOrBelow(p, f) {
 				ops.removeEl(j)
-				rw.note(SeverityInfo, CodeDropped, r.target.raw, f.raw, where+" on "+ps+" removed: "+r.msgDropped)
+				rw.note(SeverityInfo, CodeDropped, r.target.raw, f.raw, where.String()+" on "+ps+" removed: "+r.msgDropped)
 				return
 			}
 		}
@@ -124,7 +140,7 @@ func (rw *rewriter) patchOp(ops *jarr, j int) {
 			np, ok := rebase(p, f, r.target)
 			if !ok {
 				rw.note(SeverityWarning, CodeUnparseable, r.target.raw, f.raw,
-					where+": path "+strconv.Quote(ps)+" cannot be expressed below "+r.target.raw+"; left unchanged")
+					where.String()+": path "+strconv.Quote(ps)+" cannot be expressed below "+r.target.raw+"; left unchanged")
 				return
 			}
 			o.setValue(pi, quote(np))
@@ -171,7 +187,14 @@ func (rw *rewriter) patchOp(ops *jarr, j int) {
 	}
 }
 
+// opName names operation j in messages.
+type opName int
+
+func (j opName) String() string { return "operation " + strconv.Itoa(int(j)) }
+
 // opPath parses a PATCH operation path; a bare extension URN names the whole extension.
+// A path whose attribute no rule names is not parsed (nil, nil): nothing can apply to
+// it, and group membership operations carry many distinct filtered paths.
 func (tr *typeRules) opPath(s string) (*apath, error) {
 	for _, u := range tr.uris {
 		if foldEq(s, u) {
@@ -180,7 +203,30 @@ func (tr *typeRules) opPath(s string) (*apath, error) {
 			return a, nil
 		}
 	}
+	if !tr.knowsPath(s) {
+		return nil, nil
+	}
 	return tr.parsePath(s)
+}
+
+// knowsPath reports whether a rule could apply to path s, by a quick look at the
+// attribute name it starts with (or the extension it names).
+func (tr *typeRules) knowsPath(s string) bool {
+	return containsFold(tr.attrs, pathAttr(s)) || containsFold(tr.uris, s)
+}
+
+// pathAttr returns the attribute name a path starts with, by a quick look.
+func pathAttr(s string) string {
+	if b := strings.IndexByte(s, '['); b >= 0 {
+		s = s[:b]
+	}
+	if c := strings.LastIndexByte(s, ':'); c >= 0 {
+		s = s[c+1:]
+	}
+	if d := strings.IndexByte(s, '.'); d >= 0 {
+		s = s[:d]
+	}
+	return strings.TrimSpace(s)
 }
 
 // isAncestor reports whether p is strictly above a path the rules act on.

@@ -49,8 +49,19 @@ func parsePathSafe(s string) (p filter.Path, err error) {
 	return filter.ParsePathNumber([]byte(s))
 }
 
+// Limits on filters handed to the filter parser, whose time grows quickly with nesting.
+const (
+	maxFilterLen   = 4 << 10
+	maxFilterParen = 32
+)
+
+var errFilterLimits = fmt.Errorf("filter longer than %d bytes or nested deeper than %d parentheses", maxFilterLen, maxFilterParen)
+
 // parseFilterSafe parses a filter expression, converting parser panics to errors.
 func parseFilterSafe(s string) (e filter.Expression, err error) {
+	if len(s) > maxFilterLen || parenDepth(s) > maxFilterParen {
+		return nil, errFilterLimits
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			e, err = nil, fmt.Errorf("filter parser failed: %v", r)
@@ -61,6 +72,27 @@ func parseFilterSafe(s string) (e filter.Expression, err error) {
 		err = errors.New("empty filter")
 	}
 	return e, err
+}
+
+// parenDepth returns the deepest parenthesis or bracket nesting of a filter, outside
+// string literals.
+func parenDepth(s string) int {
+	depth, deepest, inStr := 0, 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case inStr && c == '\\':
+			i++
+		case c == '"':
+			inStr = !inStr
+		case inStr:
+		case c == '(' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ')' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // parseAttrExpSafe parses one attribute expression, converting parser panics to errors.
@@ -136,8 +168,12 @@ func validURI(u string) bool {
 func isAlpha(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
-// maxCachedPaths bounds the per-resource-type memo of parsed request paths.
-const maxCachedPaths = 4096
+// maxCachedPaths bounds the per-resource-type memo of parsed request paths;
+// maxPathLen bounds the paths handed to the (slow) filter parser.
+const (
+	maxCachedPaths = 4096
+	maxPathLen     = 1 << 10
+)
 
 type cachedPath struct {
 	p   *apath
@@ -159,6 +195,9 @@ func (tr *typeRules) parsePath(s string) (*apath, error) {
 	if v, ok := tr.cache.Load(s); ok {
 		c := v.(cachedPath)
 		return c.p, c.err
+	}
+	if len(s) > maxPathLen || parenDepth(s) > maxFilterParen {
+		return nil, fmt.Errorf("path longer than %d bytes or nested too deep", maxPathLen)
 	}
 	s = strings.Clone(s) // neither the memo nor the result may pin a request body
 	var p *apath

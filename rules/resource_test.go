@@ -367,3 +367,43 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestCoreSchemaQualifiedRules(t *testing.T) {
+	const core = "urn:ietf:params:scim:schemas:core:2.0:User:"
+	s := mustCompile(t, map[string]ResourceRules{"User": {Rules: []Rule{
+		{Target: core + "nickName", From: []string{core + "nick_name"}},
+	}}})
+	out, f, err := s.RewriteResource("User", OpCreate, []byte(`{"userName":"a","nick_name":"x"}`))
+	if err != nil || string(out) != `{"userName":"a","nickName":"x"}` || len(f) != 1 || f[0].Attribute != core+"nickName" || f[0].Source != core+"nick_name" {
+		t.Fatalf("got %s %+v %v", out, f, err)
+	}
+	if got, err := s.RewriteFilter("User", `nick_name eq "x"`); err != nil || got != `nickName eq "x"` {
+		t.Fatalf("filter: %q %v", got, err)
+	}
+	out, _, err = s.RewritePatch("User", []byte(patchPrefix+`{"op":"replace","path":"`+core+`nick_name","value":"y"}`+patchSuffix))
+	if err != nil || string(out) != patchPrefix+`{"op":"replace","path":"nickName","value":"y"}`+patchSuffix {
+		t.Fatalf("patch: %s %v", out, err)
+	}
+}
+
+func TestConcurrentReadPaths(t *testing.T) {
+	s := mustCompile(t, testRules())
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				if out, err := s.RewriteFilter("User", `emails[type eq "other"].value eq "x"`); err != nil || out != `emails[type eq "work"].value eq "x"` {
+					t.Errorf("filter: %q %v", out, err)
+					return
+				}
+				if out, _, err := s.RewritePatch("User", []byte(entraUpdate)); err != nil || bytes.Equal(out, []byte(entraUpdate)) {
+					t.Errorf("patch: %s %v", out, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

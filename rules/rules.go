@@ -1,10 +1,3 @@
-// Package rules rewrites SCIM 2.0 attribute paths in request bodies, PATCH operations,
-// filters and attribute lists, following per-resource-type mapping rules.
-//
-// Every function is pure: it works on the given bytes or strings, does no I/O, never
-// panics, and is safe for concurrent use on one compiled Set. Rewriting an already
-// rewritten input changes nothing (idempotence), and the output depends on the input
-// and the rules only (determinism).
 package rules
 
 import (

@@ -260,6 +260,7 @@ func (e *Engine) storedRequest(r *http.Request, body []byte) StoredRequest {
 		URL:    r.URL.RequestURI(),
 		Header: RedactHeader(r.Header, e.RedactHeaders),
 	}
+	delete(sr.Header, "Content-Length") // describes the body as received, not this one
 	switch {
 	case len(body) == 0:
 	case gjson.ValidBytes(body):

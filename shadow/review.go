@@ -160,7 +160,10 @@ func (a *ReviewAPI) putMode(w http.ResponseWriter, r *http.Request) {
 	if a.OnModeChange != nil {
 		a.OnModeChange(name, mode)
 	}
-	writeReviewJSON(w, http.StatusOK, connectionView{Name: name, Mode: mode})
+	writeReviewJSON(w, http.StatusOK, struct {
+		Name string `json:"name"`
+		Mode Mode   `json:"mode"`
+	}{name, mode})
 }
 
 // validStatuses are the values ?status= accepts.
