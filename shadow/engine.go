@@ -124,6 +124,9 @@ func (e *Engine) handleWrite(w http.ResponseWriter, r *http.Request, next http.H
 	}
 	effective, findings := e.rewrite(d.Target, body)
 	d.Findings = findings
+	if d.Target.Op == OpReplace && e.Rules.HasOnlyOnCreate(d.Target.ResourceType) {
+		effective = e.keepOnReplace(r, next, d, effective)
+	}
 	if d.Mode == ModeLive {
 		setBody(r, effective)
 		d.Outcome = OutcomeForwarded
@@ -164,6 +167,30 @@ func (e *Engine) rewrite(t Target, body []byte) ([]byte, []rules.Finding) {
 		})
 	}
 	return out, findings
+}
+
+// keepOnReplace carries the backend's current value of only_on create attributes into a
+// PUT, read through next like any live state. When the current resource cannot be read the
+// PUT goes on without them, with a warning.
+func (e *Engine) keepOnReplace(r *http.Request, next http.Handler, d *Decision, effective []byte) []byte {
+	ctx, cancel := context.WithTimeout(r.Context(), DefaultStoreTimeout)
+	defer cancel()
+	status, current, err := fetch(ctx, r, next, r.URL.Path, "")
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("backend answered %d", status)
+	}
+	if err == nil {
+		var out []byte
+		if out, err = e.Rules.KeepOnReplace(d.Target.ResourceType, effective, current); err == nil {
+			return out
+		}
+	}
+	d.Findings = append(d.Findings, rules.Finding{
+		Severity: rules.SeverityWarning,
+		Code:     "live_state_unavailable",
+		Message:  "only_on create attributes could not be carried over from the current resource: " + err.Error(),
+	})
+	return effective
 }
 
 // rewriteBulk rewrites the data of every operation of a /Bulk request (RFC 7644 §3.7).
