@@ -44,6 +44,7 @@ type App struct {
 	connections *sync.Map // connection name → configured default shadow.Mode
 	logger      *zap.Logger
 	stop        chan struct{}
+	obs         *observability // metrics and events (observe.go)
 }
 
 // StoreConfig selects the store.
@@ -77,6 +78,9 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.connections = new(sync.Map)
+	if err := a.provisionObservability(ctx); err != nil {
+		return err
+	}
 	cfg, err := a.storeConfig()
 	if err != nil {
 		return err
@@ -91,6 +95,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
+		st = instrumentStore(st)
 		return &storeHandle{store: st, modes: shadow.NewModeTable(st, refresh)}, nil
 	})
 	if err != nil {
@@ -143,6 +148,7 @@ func openStore(ctx context.Context, cfg StoreConfig) (shadow.Store, error) {
 func (a *App) Start() error {
 	currentApp.Store(a)
 	a.stop = make(chan struct{})
+	a.startObservability(a.stop)
 	if a.Retention > 0 {
 		go a.purgeLoop(time.Duration(a.Retention))
 	}
@@ -155,6 +161,7 @@ func (a *App) Stop() error {
 	if a.stop != nil {
 		close(a.stop)
 	}
+	a.stopObservability()
 	return nil
 }
 
@@ -211,6 +218,7 @@ func (a *App) reviewAPI() *shadow.ReviewAPI {
 		OnModeChange: func(connection string, mode shadow.Mode) {
 			a.handle.modes.Remember(connection, mode)
 			a.logger.Info("connection mode changed", zap.String("connection", connection), zap.String("mode", string(mode)))
+			a.emit(EventModeChanged, map[string]any{"connection": connection, "mode": string(mode)})
 		},
 	}
 }

@@ -122,7 +122,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Reject:        rej,
 		MaxBody:       h.MaxBody,
 		RedactHeaders: h.RedactHeaders,
-		Observer:      &decisionLogger{logger: h.logger},
+		Observer:      &decisionObserver{logger: h.logger, app: app},
 	}
 	return nil
 }

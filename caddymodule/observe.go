@@ -1,23 +1,49 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 
+	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/scim-shadow/caddy-scim-shadow/shadow"
 )
 
-// decisionLogger logs every decision of the engine as structured fields. It never logs a
-// header or a body, so no secret can reach the log.
-type decisionLogger struct {
+// decisionObserver turns every decision of the engine into structured log fields, metrics
+// and events. It never sees a header or a body, so no secret can reach a log, a metric or
+// an event. The engine calls it after answering the request; nothing here blocks on a
+// subscriber or the store.
+type decisionObserver struct {
 	logger *zap.Logger
+	app    *App // nil: log only
 }
 
-// Observe logs one decision: writes at info, reads at debug, failures at error, and each
+// Observe logs, counts and emits one decision.
+func (o *decisionObserver) Observe(r *http.Request, d *shadow.Decision) {
+	defer func() {
+		if v := recover(); v != nil {
+			o.logger.Error("observing a decision panicked", zap.Any("panic", v))
+		}
+	}()
+	o.log(d)
+	countDecision(d)
+	if d.Outcome == shadow.OutcomeRecorded && o.app != nil {
+		o.app.emit(EventRecorded, map[string]any{
+			"connection": d.Connection,
+			"resource":   resourceLabel(d.Target),
+			"record_id":  d.RecordID,
+			"operation":  string(d.Target.Op),
+			"attempts":   d.Attempts,
+		})
+		o.app.kickPending()
+	}
+}
+
+// log logs one decision: writes at info, reads at debug, failures at error, and each
 // finding at its own severity.
-func (l *decisionLogger) Observe(r *http.Request, d *shadow.Decision) {
+func (o *decisionObserver) log(d *shadow.Decision) {
 	level := zapcore.InfoLevel
 	switch {
 	case d.Outcome == shadow.OutcomeError:
@@ -38,10 +64,16 @@ func (l *decisionLogger) Observe(r *http.Request, d *shadow.Decision) {
 	if d.RecordID != 0 {
 		fields = append(fields, zap.Int64("record_id", d.RecordID), zap.Int("attempts", d.Attempts))
 	}
+	if d.StoreDuration > 0 {
+		fields = append(fields, zap.Duration("store_duration", d.StoreDuration))
+	}
+	if d.LiveStateDuration > 0 {
+		fields = append(fields, zap.Duration("live_state_duration", d.LiveStateDuration))
+	}
 	if d.Err != nil {
 		fields = append(fields, zap.Error(d.Err))
 	}
-	if ce := l.logger.Check(level, "scim request"); ce != nil {
+	if ce := o.logger.Check(level, "scim request"); ce != nil {
 		ce.Write(fields...)
 	}
 	for _, f := range d.Findings {
@@ -49,7 +81,7 @@ func (l *decisionLogger) Observe(r *http.Request, d *shadow.Decision) {
 		if f.Severity == "warning" || f.Severity == "error" {
 			lvl = zapcore.WarnLevel
 		}
-		if ce := l.logger.Check(lvl, f.Message); ce != nil {
+		if ce := o.logger.Check(lvl, f.Message); ce != nil {
 			ce.Write(
 				zap.String("connection", d.Connection),
 				zap.String("resource", d.Target.ResourceType),
@@ -60,5 +92,50 @@ func (l *decisionLogger) Observe(r *http.Request, d *shadow.Decision) {
 				zap.Int64("record_id", d.RecordID),
 			)
 		}
+	}
+}
+
+// observability is the app's share of metrics and events: the event emitter and the
+// trigger of pending-gauge refreshes.
+type observability struct {
+	events      *emitter
+	pendingKick chan struct{}
+}
+
+// provisionObservability registers the metrics in this config's registry and connects to
+// the events app.
+func (a *App) provisionObservability(ctx caddy.Context) error {
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+	ev, err := newEmitter(ctx, a.logger.Named("events"))
+	if err != nil {
+		return err
+	}
+	a.obs = &observability{events: ev, pendingKick: make(chan struct{}, 1)}
+	return nil
+}
+
+// startObservability starts the event emitter and the pending-gauge refresh; both stop
+// when stop is closed (the emitter through stopObservability).
+func (a *App) startObservability(stop <-chan struct{}) {
+	if a.obs == nil {
+		return
+	}
+	a.obs.events.start()
+	go a.pendingLoop(stop, a.obs.pendingKick)
+}
+
+// stopObservability emits what is queued and stops the emitter.
+func (a *App) stopObservability() {
+	if a.obs != nil {
+		a.obs.events.close()
+	}
+}
+
+// emit queues an event of this app; it never blocks.
+func (a *App) emit(name string, data map[string]any) {
+	if a != nil && a.obs != nil {
+		a.obs.events.emit(name, data)
 	}
 }

@@ -40,6 +40,7 @@ const (
 const (
 	SeverityWarning = "warning" // something the operator should look at
 	SeverityInfo    = "info"    // something the rules did
+	SeverityError   = "error"   // the backend would refuse the request (predicted in preview)
 
 	CodeMissing     = "missing_attribute" // warning: a rule's target is absent and nothing filled it
 	CodeFallback    = "fallback_used"     // info: the target was taken from a From path
@@ -54,6 +55,7 @@ type Finding struct {
 	Code      string `json:"code"`             // one of the Code… constants
 	Attribute string `json:"attribute"`        // the rule's target path (or dropped path)
 	Source    string `json:"source,omitempty"` // the from path that was used, as written in the rule
+	Path      string `json:"path,omitempty"`   // for predicted errors: the path in the request the error is about
 	Message   string `json:"message"`
 }
 

@@ -55,6 +55,9 @@ type Decision struct {
 	Attempts   int   // set when recorded
 	Findings   []rules.Finding
 	Err        error // why a write was rejected or could not be recorded
+
+	StoreDuration     time.Duration // time spent committing the record (preview writes)
+	LiveStateDuration time.Duration // time spent reading live state through next
 }
 
 // Observer is told of every decision. Implementations must be safe for concurrent use.
@@ -78,17 +81,27 @@ type Engine struct {
 	StoreTimeout  time.Duration              // 0: DefaultStoreTimeout
 	Observer      Observer                   // nil: nobody is told
 	Now           func() time.Time           // nil: time.Now
+
+	predictionCaches
 }
 
 // ServeHTTP handles one request, handing it (rewritten) to next or answering it.
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	target := Classify(r.Method, r.URL.Path, e.Endpoints)
-	if target.Op == OpOther {
+	target := Classify(r.Method, r.URL.EscapedPath(), e.Endpoints)
+	if target.Op == OpOther && !isWriteMethod(r.Method) {
 		next.ServeHTTP(w, r)
 		return
 	}
 	d := &Decision{Connection: e.connection(r), Target: target}
 	d.Mode = e.mode(r.Context(), d.Connection)
+	if target.Op == OpOther {
+		if d.Mode == ModeLive {
+			next.ServeHTTP(w, r) // not a SCIM request this module understands: untouched
+			return
+		}
+		// In preview no write leaves, whatever its path (invariant 1): record it as is.
+		d.Target.Op = OpUnknownWrite
+	}
 	defer e.observe(r, d)
 
 	switch {
@@ -133,7 +146,7 @@ func (e *Engine) handleWrite(w http.ResponseWriter, r *http.Request, next http.H
 		next.ServeHTTP(w, r)
 		return
 	}
-	e.record(w, r, d, body, effective)
+	e.record(w, r, next, d, body, effective)
 }
 
 // rewrite applies the rules to a write body. A body the rules cannot parse is returned
@@ -175,7 +188,9 @@ func (e *Engine) rewrite(t Target, body []byte) ([]byte, []rules.Finding) {
 func (e *Engine) keepOnReplace(r *http.Request, next http.Handler, d *Decision, effective []byte) []byte {
 	ctx, cancel := context.WithTimeout(r.Context(), DefaultStoreTimeout)
 	defer cancel()
+	began := time.Now()
 	status, current, err := fetch(ctx, r, next, r.URL.Path, "")
+	d.LiveStateDuration += time.Since(began)
 	if err == nil && status != http.StatusOK {
 		err = fmt.Errorf("backend answered %d", status)
 	}
@@ -207,6 +222,9 @@ func (e *Engine) rewriteBulk(body []byte) ([]byte, []rules.Finding, error) {
 			continue
 		}
 		t := Classify(strings.ToUpper(op.Get("method").String()), op.Get("path").String(), e.Endpoints)
+		if t.Op == OpOther || t.Op == OpBulk {
+			continue
+		}
 		rewritten, findings := e.rewrite(t, []byte(data.Raw))
 		all = append(all, findings...)
 		if !bytes.Equal(rewritten, []byte(data.Raw)) {
@@ -223,22 +241,38 @@ func (e *Engine) rewriteBulk(body []byte) ([]byte, []rules.Finding, error) {
 // record commits a preview write and answers with the retryable rejection. Whatever
 // happens, the write is not forwarded (invariant 1) and the answer is the retryable
 // rejection (invariant 3); "recorded" is said only after the commit (invariant 2).
-func (e *Engine) record(w http.ResponseWriter, r *http.Request, d *Decision, original, effective []byte) {
-	rec := e.newRecord(r, d, original, effective)
+func (e *Engine) record(w http.ResponseWriter, r *http.Request, next http.Handler, d *Decision, original, effective []byte) {
 	if e.Store == nil {
 		d.Outcome, d.Err = OutcomeError, errors.New("no store configured")
 		e.reject(w, 0, "the request was not applied and could not be recorded (no store); retry later")
 		return
 	}
-	// The commit must not depend on the client staying: an aborted request that reached
-	// this point is still recorded, so the retry finds it.
+	// Neither the prediction nor the commit depends on the client staying: an aborted
+	// request that reached this point is still recorded, so the retry finds it.
+	pctx, pcancel := context.WithTimeout(context.WithoutCancel(r.Context()), DefaultPredictTimeout)
+	pr := e.predict(pctx, r, next, d, effective)
+	pcancel()
+	d.Findings = append(d.Findings, pr.findings...)
+	rec := e.newRecord(r, d, original, effective)
+	rec.Live, rec.Projected = RedactBody(pr.live), RedactBody(pr.projected)
+	rec.Changes, rec.Subjects, rec.Deprovision = mustRaw(pr.changes), pr.subjects, pr.deprovision
+	if rec.Key == "" && len(pr.subjects) > 0 {
+		rec.Key = pr.subjects[0].Key // the target's key as the backend has it
+	}
+	for _, f := range d.Findings {
+		if f.Severity == rules.SeverityError {
+			rec.Errors++
+		}
+	}
 	timeout := e.StoreTimeout
 	if timeout <= 0 {
 		timeout = DefaultStoreTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), timeout)
 	defer cancel()
+	began := time.Now()
 	saved, err := e.Store.SaveRecord(ctx, rec)
+	d.StoreDuration = time.Since(began)
 	if err != nil {
 		d.Outcome, d.Err = OutcomeError, fmt.Errorf("recording %s %s: %w", r.Method, r.URL.Path, err)
 		e.reject(w, 0, "the request was not applied and could not be recorded; retry later")
@@ -436,6 +470,15 @@ func getFold(body []byte, name string) string {
 		return true
 	})
 	return out
+}
+
+// isWriteMethod reports whether an HTTP method may change the backend.
+func isWriteMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return false
+	}
+	return true
 }
 
 // isJSON reports whether a Content-Type is JSON (application/scim+json, application/json,

@@ -43,13 +43,12 @@ func (t *ModeTable) Mode(ctx context.Context, connection string, def Mode) Mode 
 		t.load(ctx)
 		t.mu.Lock()
 	} else if stale && t.loadedAt.IsZero() {
-		// First load in progress: wait for it rather than answer with a default.
+		// First load in progress: wait for it (it is bounded) rather than answer with a
+		// default, even for a request whose client has gone: its write must not be forwarded
+		// under the wrong mode.
 		ch := t.loading
 		t.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-		}
+		<-ch
 		t.mu.Lock()
 	}
 	m, ok := t.modes[connection]

@@ -1,13 +1,17 @@
 package shadow
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,12 +21,18 @@ import (
 // ReviewAPI serves the review endpoints over a Store. Paths are relative: mount it with
 // the prefix stripped.
 //
-//	GET    /connections                    {"connections":[{"name","mode","pending"}]}
+//	GET    /connections                    {"connections":[{"name","mode","pending","errors","deprovisions"}]}
 //	PUT    /connections/{c}/mode           {"mode":"live"|"preview"} → {"name","mode"}
-//	GET    /connections/{c}/records        ?user=&resource=&method=&status=&cursor=&limit=
+//	GET    /connections/{c}/records        ?user=&group=&errors=1&deprovisions=1&resource=&method=&status=&cursor=&limit=
 //	                                       → {"records":[…],"next_cursor":"…"}
 //	GET    /connections/{c}/records/{id}   the record
+//	GET    /connections/{c}/resources      ?user=&group=&errors=1&type=&cursor=&limit=
+//	                                       → {"resources":[…],"next_cursor":"…"} (see PendingResources)
 //	DELETE /connections/{c}/records        {"deleted":N}
+//
+// user= and group= match a user or group the record touches (its target, or a member it
+// adds or removes) by key (case-insensitive) or id. List items leave out the request
+// bodies and the live and projected resources; GET …/records/{id} has them.
 //
 // Connection names in paths are URL-escaped. Errors are {"error":"…"} with a fitting status.
 type ReviewAPI struct {
@@ -58,6 +68,7 @@ func reviewRoutes() *http.ServeMux {
 		handle("GET /connections/{c}/records", (*ReviewAPI).listRecords)
 		handle("DELETE /connections/{c}/records", (*ReviewAPI).deleteRecords)
 		handle("GET /connections/{c}/records/{id}", (*ReviewAPI).getRecord)
+		handle("GET /connections/{c}/resources", (*ReviewAPI).listResources)
 		reviewMux = mux
 	})
 	return reviewMux
@@ -96,9 +107,11 @@ func (a *ReviewAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // connectionView is one entry of GET /connections.
 type connectionView struct {
-	Name    string `json:"name"`
-	Mode    Mode   `json:"mode"`
-	Pending int64  `json:"pending"`
+	Name         string `json:"name"`
+	Mode         Mode   `json:"mode"`
+	Pending      int64  `json:"pending"`
+	Errors       int64  `json:"errors"`       // pending records with predicted errors
+	Deprovisions int64  `json:"deprovisions"` // pending records that deprovision
 }
 
 func (a *ReviewAPI) listConnections(w http.ResponseWriter, r *http.Request) {
@@ -113,7 +126,8 @@ func (a *ReviewAPI) listConnections(w http.ResponseWriter, r *http.Request) {
 	}
 	views := make(map[string]*connectionView, len(infos)+len(defaults))
 	for _, info := range infos {
-		views[info.Name] = &connectionView{Name: info.Name, Mode: info.Mode, Pending: info.Pending}
+		views[info.Name] = &connectionView{Name: info.Name, Mode: info.Mode, Pending: info.Pending,
+			Errors: info.Errors, Deprovisions: info.Deprovisions}
 	}
 	for name := range defaults {
 		if name != "" && views[name] == nil {
@@ -175,6 +189,7 @@ func (a *ReviewAPI) listRecords(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	q := RecordQuery{
 		User:         v.Get("user"),
+		Group:        v.Get("group"),
 		ResourceType: v.Get("resource"),
 		Method:       strings.ToUpper(v.Get("method")),
 		Status:       RecordStatus(v.Get("status")),
@@ -184,13 +199,18 @@ func (a *ReviewAPI) listRecords(w http.ResponseWriter, r *http.Request) {
 		writeReviewError(w, http.StatusBadRequest, fmt.Sprintf("unknown status %q", q.Status))
 		return
 	}
-	if s := v.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			writeReviewError(w, http.StatusBadRequest, fmt.Sprintf("limit must be a positive number, got %q", s))
-			return
-		}
-		q.Limit = min(n, MaxRecordLimit)
+	var err error
+	if q.ErrorsOnly, err = queryFlag(v, "errors"); err != nil {
+		writeReviewError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if q.Deprovisions, err = queryFlag(v, "deprovisions"); err != nil {
+		writeReviewError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if q.Limit, err = queryLimit(v, MaxRecordLimit); err != nil {
+		writeReviewError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	recs, next, err := a.Store.Records(r.Context(), r.PathValue("c"), q)
 	if errors.Is(err, ErrBadCursor) {
@@ -201,15 +221,74 @@ func (a *ReviewAPI) listRecords(w http.ResponseWriter, r *http.Request) {
 		writeReviewError(w, http.StatusInternalServerError, fmt.Sprintf("listing records: %v", err))
 		return
 	}
-	// Lists leave the request bodies out; GET …/records/{id} has them.
+	// Lists leave the request bodies and the resources out; GET …/records/{id} has them.
 	for i := range recs {
 		recs[i].Original.Body, recs[i].Original.Text = nil, ""
 		recs[i].Effective.Body, recs[i].Effective.Text = nil, ""
+		recs[i].Live, recs[i].Projected = nil, nil
 	}
 	if recs == nil {
 		recs = []Record{}
 	}
 	writeReviewJSON(w, http.StatusOK, map[string]any{"records": recs, "next_cursor": next})
+}
+
+// queryFlag reads a boolean query parameter: absent, "", "0" or "false" is false; "1" or
+// "true" is true.
+func queryFlag(v url.Values, name string) (bool, error) {
+	switch s := v.Get(name); strings.ToLower(s) {
+	case "", "0", "false":
+		return false, nil
+	case "1", "true":
+		return true, nil
+	default:
+		return false, fmt.Errorf("%s must be 1 or 0, got %q", name, s)
+	}
+}
+
+// queryLimit reads ?limit=: 0 when absent, else a positive number lowered to maxLimit.
+func queryLimit(v url.Values, maxLimit int) (int, error) {
+	s := v.Get("limit")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("limit must be a positive number, got %q", s)
+	}
+	return min(n, maxLimit), nil
+}
+
+func (a *ReviewAPI) listResources(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	q := ResourceQuery{
+		User:         v.Get("user"),
+		Group:        v.Get("group"),
+		ResourceType: v.Get("type"),
+		Cursor:       v.Get("cursor"),
+	}
+	var err error
+	if q.ErrorsOnly, err = queryFlag(v, "errors"); err != nil {
+		writeReviewError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if q.Limit, err = queryLimit(v, MaxResourceLimit); err != nil {
+		writeReviewError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	res, next, err := PendingResources(r.Context(), a.Store, r.PathValue("c"), q)
+	if errors.Is(err, ErrBadCursor) {
+		writeReviewError(w, http.StatusBadRequest, "invalid cursor")
+		return
+	}
+	if err != nil {
+		writeReviewError(w, http.StatusInternalServerError, fmt.Sprintf("listing resources: %v", err))
+		return
+	}
+	if res == nil {
+		res = []PendingResource{}
+	}
+	writeReviewJSON(w, http.StatusOK, map[string]any{"resources": res, "next_cursor": next})
 }
 
 func (a *ReviewAPI) getRecord(w http.ResponseWriter, r *http.Request) {
@@ -278,4 +357,285 @@ func (c *reviewStatusCapture) WriteHeader(status int) {
 	if c.status == 0 {
 		c.status = status
 	}
+}
+
+// Limits of one page of PendingResources.
+const (
+	DefaultResourceLimit = 50  // ResourceQuery.Limit 0
+	MaxResourceLimit     = 500 // larger limits are lowered to this
+)
+
+// resourceScanPage is how many records PendingResources reads per Records call.
+const resourceScanPage = MaxRecordLimit
+
+// ResourceQuery selects the pending resources of a connection. Zero fields do not filter.
+// User, Group and ErrorsOnly select resources with at least one pending record that
+// matches (as in RecordQuery); a selected resource is always shown with all its pending
+// records, so that its live state, projection and diff stay whole.
+type ResourceQuery struct {
+	User         string // a user the resource's records touch, by key (case-insensitive) or id
+	Group        string // a group the resource's records touch, by key (case-insensitive) or id
+	ErrorsOnly   bool   // resources with a record with predicted errors
+	ResourceType string // "User", "Group", … (case-insensitive)
+	Cursor       string // opaque, from a previous page
+	Limit        int    // 0 means DefaultResourceLimit; at most MaxResourceLimit
+}
+
+// PendingResource is the net effect of the pending records of one resource: what the
+// backend would change if they were applied in order.
+type PendingResource struct {
+	ResourceType string            `json:"resource_type"`
+	ID           string            `json:"id,omitempty"`
+	Key          string            `json:"key,omitempty"`
+	Records      []int64           `json:"records"`     // ids, oldest first
+	Live         json.RawMessage   `json:"live"`        // the first record's Live
+	Projected    json.RawMessage   `json:"projected"`   // the last record's Projected
+	Changes      []Change          `json:"changes"`     // Diff(live, projected)
+	Errors       []json.RawMessage `json:"errors"`      // the error findings of all its records
+	Deprovision  bool              `json:"deprovision"` // any record deprovisions
+	Attempts     int               `json:"attempts"`    // all its records' attempts
+	newest       int64             // the newest record's id: the order and the cursor
+	recs         []Record          // newest first, while scanning
+}
+
+// PendingResources groups the pending records of connection by the resource they target
+// (resource type and id, or type and key (case-insensitive) when the record has no id; a
+// record with neither, such as a bulk request, is a resource of its own), most recently
+// written resource first, and returns one page of them with the cursor of the next page
+// ("" on the last). It needs only Store.Records.
+//
+// Cost: the records of one resource can lie anywhere in the connection's history, so
+// every call reads all pending records of the connection (of the type, when ResourceType
+// is set), newest first, in pages of 1000 — and, when User, Group or ErrorsOnly is set,
+// the matching pending records once more before that. Only the records of the resources
+// of the page are kept in memory (without their request bodies). A page is O(pending
+// records) in time; fine for thousands, slow for hundreds of thousands. A resource that
+// gets a new record while a client pages moves to the front: the client can miss or
+// repeat it.
+func PendingResources(ctx context.Context, st Store, connection string, q ResourceQuery) ([]PendingResource, string, error) {
+	limit := q.Limit
+	switch {
+	case limit <= 0:
+		limit = DefaultResourceLimit
+	case limit > MaxResourceLimit:
+		limit = MaxResourceLimit
+	}
+	var before int64 // resources whose newest record is below this id; 0: all
+	if q.Cursor != "" {
+		id, err := decodeResourceCursor(q.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		before = id
+	}
+
+	// Which resources the filters select.
+	var selected map[string]bool
+	if q.User != "" || q.Group != "" || q.ErrorsOnly {
+		selected = map[string]bool{}
+		err := scanRecords(ctx, st, connection, RecordQuery{
+			Status: StatusPending, ResourceType: q.ResourceType, User: q.User, Group: q.Group, ErrorsOnly: q.ErrorsOnly,
+		}, func(rec *Record) { selected[resourceIdentity(rec)] = true })
+		if err != nil {
+			return nil, "", err
+		}
+		if len(selected) == 0 {
+			return nil, "", nil
+		}
+	}
+
+	// Newest first, a resource is met first at its newest record.
+	seen := map[string]bool{}
+	byKey := map[string]*PendingResource{}
+	var page []*PendingResource
+	more := false
+	err := scanRecords(ctx, st, connection, RecordQuery{Status: StatusPending, ResourceType: q.ResourceType}, func(rec *Record) {
+		key := resourceIdentity(rec)
+		if res := byKey[key]; res != nil {
+			res.add(rec)
+			return
+		}
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		switch {
+		case before > 0 && rec.ID >= before: // on an earlier page
+		case selected != nil && !selected[key]:
+		case len(page) == limit:
+			more = true
+		default:
+			res := &PendingResource{newest: rec.ID}
+			res.add(rec)
+			byKey[key] = res
+			page = append(page, res)
+		}
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]PendingResource, len(page))
+	for i, res := range page {
+		res.finish()
+		out[i] = *res
+	}
+	next := ""
+	if more && len(out) > 0 {
+		next = encodeResourceCursor(out[len(out)-1].newest)
+	}
+	return out, next, nil
+}
+
+// scanRecords hands every record of connection matching q to fn, newest first, reading
+// pages of resourceScanPage. q.Cursor and q.Limit are ignored.
+func scanRecords(ctx context.Context, st Store, connection string, q RecordQuery, fn func(*Record)) error {
+	q.Cursor, q.Limit = "", resourceScanPage
+	for {
+		recs, next, err := st.Records(ctx, connection, q)
+		if err != nil {
+			return err
+		}
+		for i := range recs {
+			fn(&recs[i])
+		}
+		if next == "" {
+			return nil
+		}
+		q.Cursor = next
+	}
+}
+
+// resourceIdentity is the grouping key of the resource a record targets.
+func resourceIdentity(rec *Record) string {
+	typ := strings.ToLower(rec.ResourceType)
+	switch {
+	case rec.ResourceID != "":
+		return typ + "\x00id\x00" + rec.ResourceID
+	case rec.Key != "":
+		return typ + "\x00key\x00" + strings.ToLower(rec.Key)
+	default:
+		return "\x00record\x00" + strconv.FormatInt(rec.ID, 10)
+	}
+}
+
+// add takes one more (older) record of the resource, without its request bodies.
+func (res *PendingResource) add(rec *Record) {
+	r := *rec
+	r.Original, r.Effective = StoredRequest{}, StoredRequest{}
+	res.recs = append(res.recs, r)
+}
+
+// finish computes the view from the records gathered newest first.
+func (res *PendingResource) finish() {
+	recs := res.recs
+	res.recs = nil
+	slices.Reverse(recs) // oldest first
+	first, last := &recs[0], &recs[len(recs)-1]
+	res.ResourceType, res.ID = last.ResourceType, last.ResourceID
+	res.Records = make([]int64, len(recs))
+	res.Errors = []json.RawMessage{}
+	for i := range recs {
+		r := &recs[i]
+		res.Records[i] = r.ID
+		if r.Key != "" {
+			res.Key = r.Key // the newest known key
+		}
+		res.Deprovision = res.Deprovision || r.Deprovision
+		res.Attempts += r.Attempts
+		res.Errors = append(res.Errors, errorFindings(r.Findings)...)
+	}
+	res.Live, res.Projected = first.Live, last.Projected
+	res.Changes = Diff(first.Live, last.Projected)
+	carryDisplays(res.Changes, recs)
+	if res.Changes == nil {
+		res.Changes = []Change{}
+	}
+}
+
+// errorFindings returns the findings of severity "error" in a record's Findings (a JSON
+// array of rules.Finding), as stored.
+func errorFindings(raw json.RawMessage) []json.RawMessage {
+	var all []json.RawMessage
+	if len(raw) == 0 || json.Unmarshal(raw, &all) != nil {
+		return nil
+	}
+	var out []json.RawMessage
+	for _, f := range all {
+		var head struct {
+			Severity string `json:"severity"`
+		}
+		if json.Unmarshal(f, &head) == nil && head.Severity == "error" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// carryDisplays fills the Display of changes that lack one (Diff knows only what the
+// resources hold, and a member often has no display there) from the records' own
+// Changes, which the engine resolved when it recorded them: same op, path and member
+// value (or same value). A later record's name wins.
+func carryDisplays(changes []Change, recs []Record) {
+	if len(changes) == 0 {
+		return
+	}
+	names := map[string]string{}
+	for i := range recs {
+		var cs []Change
+		if len(recs[i].Changes) == 0 || json.Unmarshal(recs[i].Changes, &cs) != nil {
+			continue
+		}
+		for _, c := range cs {
+			if c.Display != "" {
+				names[changeIdentity(&c)] = c.Display
+			}
+		}
+	}
+	for i := range changes {
+		if changes[i].Display == "" {
+			changes[i].Display = names[changeIdentity(&changes[i])]
+		}
+	}
+}
+
+// changeIdentity is what makes two changes the same for carryDisplays: the op, the path
+// (case-insensitive) and the member's value (the removed one for a remove), or the
+// whole value, compacted, when it is not an object with a "value".
+func changeIdentity(c *Change) string {
+	raw := c.New
+	if strings.EqualFold(c.Op, "remove") {
+		raw = c.Old
+	}
+	var member struct {
+		Value *string `json:"value"`
+	}
+	val := ""
+	if json.Unmarshal(raw, &member) == nil && member.Value != nil {
+		val = "value\x00" + *member.Value
+	} else {
+		var buf bytes.Buffer
+		if json.Compact(&buf, raw) == nil {
+			val = "json\x00" + buf.String()
+		}
+	}
+	return strings.ToLower(c.Op) + "\x00" + strings.ToLower(c.Path) + "\x00" + val
+}
+
+// encodeResourceCursor makes the opaque cursor that continues with the resources whose
+// newest record is older than record id.
+func encodeResourceCursor(id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("s" + strconv.FormatInt(id, 10)))
+}
+
+// decodeResourceCursor reverses encodeResourceCursor.
+func decodeResourceCursor(s string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) < 2 || b[0] != 's' {
+		return 0, fmt.Errorf("%w %q", ErrBadCursor, s)
+	}
+	id, err := strconv.ParseInt(string(b[1:]), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%w %q", ErrBadCursor, s)
+	}
+	return id, nil
 }

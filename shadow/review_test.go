@@ -385,3 +385,382 @@ func TestReviewRouting(t *testing.T) {
 		t.Errorf("empty store without defaults: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// save stores rec (a pending write unless rec says otherwise) and returns its id.
+func (f *reviewFixture) save(rec *Record) int64 {
+	f.t.Helper()
+	if rec.Method == "" {
+		rec.Method = "PATCH"
+	}
+	if rec.Path == "" {
+		rec.Path = "/scim/v2/" + rec.ResourceType + "s/" + rec.ResourceID
+	}
+	if rec.DedupeHash == "" {
+		rec.DedupeHash = "h" + strconv.Itoa(len(f.ids[rec.Connection])) + rec.Path + rec.Key
+	}
+	rec.Original = StoredRequest{Method: rec.Method, URL: rec.Path, Body: json.RawMessage(`{"secretish":"body"}`)}
+	rec.Effective = rec.Original
+	saved := mustSave(f.t, f.store, rec)
+	f.ids[rec.Connection] = append(f.ids[rec.Connection], saved.ID)
+	return saved.ID
+}
+
+// predictionFixture is a connection "acme" with a chain of pending writes to user u1 and
+// to group g1, a create, a bulk request and an ignored write; "globex" has one write.
+type predictionFixture struct {
+	*reviewFixture
+	u1a, g1a, u1b, bob, g1b, ignored, bulk, globex int64
+}
+
+func newPredictionFixture(t *testing.T) *predictionFixture {
+	f := &predictionFixture{reviewFixture: newReviewFixture(t)}
+	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
+	f.u1a = f.save(&Record{Connection: "acme", ResourceType: "User", ResourceID: "u1", Key: "alice", Operation: "patch",
+		Live:      raw(`{"id":"u1","userName":"alice","active":true,"title":"a"}`),
+		Projected: raw(`{"id":"u1","userName":"alice","active":true,"title":"b"}`),
+		Changes:   raw(`[{"op":"replace","path":"title","old":"a","new":"b"}]`),
+		Subjects:  []Subject{{Kind: "user", ID: "u1", Key: "alice"}}})
+	f.g1a = f.save(&Record{Connection: "acme", ResourceType: "Group", ResourceID: "g1", Key: "Admins", Operation: "patch",
+		Live:      raw(`{"id":"g1","displayName":"Admins","members":[{"value":"u0"}]}`),
+		Projected: raw(`{"id":"g1","displayName":"Admins","members":[{"value":"u0"},{"value":"u1"}]}`),
+		Changes:   raw(`[{"op":"add","path":"members","new":{"value":"u1"},"display":"alice"}]`),
+		Findings: raw(`[{"severity":"error","code":"unknown_member","attribute":"","path":"members[value eq \"u9\"]","message":"no u9"},` +
+			`{"severity":"warning","code":"x","attribute":"a","message":"just a warning"}]`),
+		Errors:   1,
+		Subjects: []Subject{{Kind: "group", ID: "g1", Key: "Admins"}, {Kind: "user", ID: "u1", Key: "alice", Change: "added"}}})
+	f.u1b = f.save(&Record{Connection: "acme", ResourceType: "User", ResourceID: "u1", Operation: "patch", Attempts: 3,
+		Live:        raw(`{"id":"u1","userName":"alice","active":true,"title":"b"}`),
+		Projected:   raw(`{"id":"u1","userName":"alice","active":false,"title":"b"}`),
+		Changes:     raw(`[{"op":"replace","path":"active","old":true,"new":false}]`),
+		Deprovision: true,
+		Subjects:    []Subject{{Kind: "user", ID: "u1", Key: "alice"}}})
+	f.bob = f.save(&Record{Connection: "acme", Method: "POST", Path: "/scim/v2/Users", ResourceType: "User", Key: "Bob", Operation: "create",
+		Projected: raw(`{"userName":"Bob"}`),
+		Changes:   raw(`[{"op":"add","path":"userName","new":"Bob"}]`),
+		Subjects:  []Subject{{Kind: "user", Key: "Bob"}}})
+	f.g1b = f.save(&Record{Connection: "acme", ResourceType: "Group", ResourceID: "g1", Operation: "patch",
+		Live:        raw(`{"id":"g1","displayName":"Admins","members":[{"value":"u0"},{"value":"u1"}]}`),
+		Projected:   raw(`{"id":"g1","displayName":"Admins","members":[{"value":"u1"}]}`),
+		Changes:     raw(`[{"op":"remove","path":"members","old":{"value":"u0"},"display":"zed"}]`),
+		Deprovision: true,
+		Subjects:    []Subject{{Kind: "group", ID: "g1", Key: "Admins"}, {Kind: "user", ID: "u0", Key: "zed", Change: "removed"}}})
+	f.ignored = f.save(&Record{Connection: "acme", ResourceType: "User", ResourceID: "u2", Key: "carol", Status: StatusIgnored,
+		Errors: 4, Deprovision: true, Subjects: []Subject{{Kind: "user", ID: "u2", Key: "carol"}}})
+	f.bulk = f.save(&Record{Connection: "acme", Method: "POST", Path: "/scim/v2/Bulk", Operation: "bulk"})
+	f.globex = f.save(&Record{Connection: "globex", ResourceType: "User", ResourceID: "u1", Key: "alice", Errors: 1,
+		Live: raw(`{"id":"u1","userName":"alice","title":"x"}`), Projected: raw(`{"id":"u1","userName":"alice","title":"y"}`),
+		Subjects: []Subject{{Kind: "user", ID: "u1", Key: "alice"}}})
+	return f
+}
+
+func TestReviewPredictionFilters(t *testing.T) {
+	f := newPredictionFixture(t)
+
+	var conns connectionsResponse
+	f.do("GET", "/connections", "", 200, &conns)
+	want := []connectionView{
+		{Name: "acme", Mode: ModePreview, Pending: 6, Errors: 1, Deprovisions: 2},
+		{Name: "configured", Mode: ModePreview},
+		{Name: "globex", Mode: ModeLive, Pending: 1, Errors: 1},
+	}
+	if !slices.Equal(conns.Connections, want) {
+		t.Errorf("GET /connections = %+v\nwant %+v", conns.Connections, want)
+	}
+	var rawConns map[string][]map[string]any
+	f.do("GET", "/connections", "", 200, &rawConns)
+	if c := rawConns["connections"][1]; c["errors"] != float64(0) || c["deprovisions"] != float64(0) || c["pending"] != float64(0) {
+		t.Errorf("zero counts must be present: %v", c)
+	}
+
+	cases := []struct {
+		query string
+		want  []int64
+	}{
+		{"user=ALICE", []int64{f.u1b, f.g1a, f.u1a}},
+		{"user=u1", []int64{f.u1b, f.g1a, f.u1a}},
+		{"user=zed", []int64{f.g1b}},
+		{"user=u0", []int64{f.g1b}},
+		{"user=carol", []int64{f.ignored}},
+		{"user=admins", []int64{}},
+		{"group=admins", []int64{f.g1b, f.g1a}},
+		{"group=g1", []int64{f.g1b, f.g1a}},
+		{"group=alice", []int64{}},
+		{"errors=1", []int64{f.ignored, f.g1a}},
+		{"errors=true&status=pending", []int64{f.g1a}},
+		{"errors=0", []int64{f.bulk, f.ignored, f.g1b, f.bob, f.u1b, f.g1a, f.u1a}},
+		{"deprovisions=1", []int64{f.ignored, f.g1b, f.u1b}},
+		{"deprovisions=1&user=alice", []int64{f.u1b}},
+		{"deprovisions=1&group=admins", []int64{f.g1b}},
+		{"user=alice&group=admins&errors=1", []int64{f.g1a}},
+		{"user=alice&resource=group", []int64{f.g1a}},
+		{"user=alice&limit=1", []int64{f.u1b}},
+	}
+	for _, c := range cases {
+		var got recordsResponse
+		f.do("GET", "/connections/acme/records?"+c.query, "", 200, &got)
+		if ids := got.ids(t); !slices.Equal(ids, c.want) {
+			t.Errorf("?%s = %v, want %v", c.query, ids, c.want)
+		}
+	}
+	for _, q := range []string{"errors=yes", "deprovisions=2", "errors=%20"} {
+		f.do("GET", "/connections/acme/records?"+q, "", 400, nil)
+	}
+	var globex recordsResponse
+	f.do("GET", "/connections/globex/records?user=alice&errors=1", "", 200, &globex)
+	if ids := globex.ids(t); !slices.Equal(ids, []int64{f.globex}) {
+		t.Errorf("globex ?user=alice&errors=1 = %v", ids)
+	}
+
+	// List items carry subjects and flags, not the resources; the record has them all.
+	var list recordsResponse
+	f.do("GET", "/connections/acme/records?group=admins&limit=1", "", 200, &list)
+	item := list.Records[0]
+	if item["live"] != nil || item["projected"] != nil || item["original"].(map[string]any)["body"] != nil {
+		t.Errorf("list item carries resources or bodies: %v", item)
+	}
+	if item["deprovision"] != true || item["errors"] != float64(0) || len(item["subjects"].([]any)) != 2 {
+		t.Errorf("list item = %v", item)
+	}
+	var rec Record
+	f.do("GET", "/connections/acme/records/"+strconv.FormatInt(f.g1a, 10), "", 200, &rec)
+	wantSubjects := []Subject{{Kind: "group", ID: "g1", Key: "Admins"}, {Kind: "user", ID: "u1", Key: "alice", Change: "added"}}
+	if rec.Errors != 1 || rec.Deprovision || !slices.Equal(rec.Subjects, wantSubjects) ||
+		compactJSON(t, rec.Live) != `{"id":"g1","displayName":"Admins","members":[{"value":"u0"}]}` ||
+		compactJSON(t, rec.Projected) != `{"id":"g1","displayName":"Admins","members":[{"value":"u0"},{"value":"u1"}]}` {
+		t.Errorf("record = %+v", rec)
+	}
+}
+
+type resourcesResponse struct {
+	Resources []struct {
+		ResourceType string            `json:"resource_type"`
+		ID           string            `json:"id"`
+		Key          string            `json:"key"`
+		Records      []int64           `json:"records"`
+		Live         json.RawMessage   `json:"live"`
+		Projected    json.RawMessage   `json:"projected"`
+		Changes      []Change          `json:"changes"`
+		Errors       []json.RawMessage `json:"errors"`
+		Deprovision  bool              `json:"deprovision"`
+		Attempts     int               `json:"attempts"`
+	} `json:"resources"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+// keys lists the resources as "type/id-or-key".
+func (r resourcesResponse) keys() []string {
+	out := []string{}
+	for _, res := range r.Resources {
+		id := res.ID
+		if id == "" {
+			id = res.Key
+		}
+		out = append(out, res.ResourceType+"/"+id)
+	}
+	return out
+}
+
+func TestReviewResources(t *testing.T) {
+	f := newPredictionFixture(t)
+
+	var got resourcesResponse
+	f.do("GET", "/connections/acme/resources", "", 200, &got)
+	if keys := got.keys(); !slices.Equal(keys, []string{"/", "Group/g1", "User/Bob", "User/u1"}) {
+		t.Fatalf("resources = %v", keys)
+	}
+	if got.NextCursor == nil || *got.NextCursor != "" {
+		t.Errorf("next_cursor = %v, want present and empty", got.NextCursor)
+	}
+	bulk, g1, bob, u1 := got.Resources[0], got.Resources[1], got.Resources[2], got.Resources[3]
+
+	if !slices.Equal(u1.Records, []int64{f.u1a, f.u1b}) || u1.Key != "alice" || u1.Attempts != 4 || !u1.Deprovision || len(u1.Errors) != 0 ||
+		compactJSON(t, u1.Live) != `{"id":"u1","userName":"alice","active":true,"title":"a"}` ||
+		compactJSON(t, u1.Projected) != `{"id":"u1","userName":"alice","active":false,"title":"b"}` {
+		t.Errorf("u1 = %+v", u1)
+	}
+	paths := func(cs []Change) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, strings.ToLower(c.Op)+" "+c.Path)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if p := paths(u1.Changes); !slices.Equal(p, []string{"replace active", "replace title"}) {
+		t.Errorf("u1 changes = %v (%+v)", p, u1.Changes)
+	}
+
+	if !slices.Equal(g1.Records, []int64{f.g1a, f.g1b}) || g1.Key != "Admins" || g1.Attempts != 2 || !g1.Deprovision ||
+		compactJSON(t, g1.Live) != `{"id":"g1","displayName":"Admins","members":[{"value":"u0"}]}` ||
+		compactJSON(t, g1.Projected) != `{"id":"g1","displayName":"Admins","members":[{"value":"u1"}]}` {
+		t.Errorf("g1 = %+v", g1)
+	}
+	if len(g1.Errors) != 1 || !strings.Contains(string(g1.Errors[0]), `"unknown_member"`) {
+		t.Errorf("g1 errors = %s", g1.Errors)
+	}
+	displays := map[string]string{}
+	for _, c := range g1.Changes {
+		if strings.EqualFold(c.Path, "members") {
+			displays[strings.ToLower(c.Op)] = c.Display
+		}
+	}
+	if displays["add"] != "alice" || displays["remove"] != "zed" || len(displays) != 2 {
+		t.Errorf("g1 member changes = %+v; want add alice, remove zed (display carried from the records)", g1.Changes)
+	}
+
+	if !slices.Equal(bob.Records, []int64{f.bob}) || bob.ID != "" || string(bob.Live) != "null" || compactJSON(t, bob.Projected) != `{"userName":"Bob"}` ||
+		!slices.Equal(paths(bob.Changes), []string{"add userName"}) || bob.Deprovision || bob.Attempts != 1 {
+		t.Errorf("bob = %+v", bob)
+	}
+	if !slices.Equal(bulk.Records, []int64{f.bulk}) || bulk.ResourceType != "" || string(bulk.Live) != "null" || string(bulk.Projected) != "null" ||
+		bulk.Changes == nil || bulk.Errors == nil {
+		t.Errorf("bulk = %+v", bulk)
+	}
+	// Empty lists are [], not null.
+	var raw struct {
+		Resources []map[string]any `json:"resources"`
+	}
+	f.do("GET", "/connections/acme/resources?type=User&user=bob", "", 200, &raw)
+	if r := raw.Resources; len(r) != 1 || r[0]["errors"] == nil || r[0]["changes"] == nil || r[0]["live"] != nil {
+		t.Errorf("bob as JSON = %v", r)
+	}
+	f.do("GET", "/connections/acme/resources?limit=1", "", 200, &raw)
+	if r := raw.Resources; len(r) != 1 || r[0]["errors"] == nil || r[0]["changes"] == nil {
+		t.Errorf("bulk as JSON = %v", r)
+	}
+
+	cases := []struct {
+		query string
+		want  []string
+	}{
+		{"user=alice", []string{"Group/g1", "User/u1"}}, // g1 adds alice
+		{"user=u0", []string{"Group/g1"}},
+		{"user=ZED", []string{"Group/g1"}},
+		{"user=bob", []string{"User/Bob"}},
+		{"user=carol", []string{}}, // ignored: not pending
+		{"user=nobody", []string{}},
+		{"group=ADMINS", []string{"Group/g1"}},
+		{"group=alice", []string{}},
+		{"errors=1", []string{"Group/g1"}},
+		{"errors=1&type=user", []string{}},
+		{"type=user", []string{"User/Bob", "User/u1"}},
+		{"type=Group", []string{"Group/g1"}},
+		{"type=User&user=alice", []string{"User/u1"}},
+		{"user=alice&group=g1", []string{"Group/g1"}},
+		{"limit=100000", []string{"/", "Group/g1", "User/Bob", "User/u1"}},
+	}
+	for _, c := range cases {
+		var got resourcesResponse
+		f.do("GET", "/connections/acme/resources?"+c.query, "", 200, &got)
+		if keys := got.keys(); !slices.Equal(keys, c.want) {
+			t.Errorf("?%s = %v, want %v", c.query, keys, c.want)
+		}
+	}
+	// A filtered resource still shows all its pending records.
+	f.do("GET", "/connections/acme/resources?user=zed", "", 200, &got)
+	if len(got.Resources) != 1 || !slices.Equal(got.Resources[0].Records, []int64{f.g1a, f.g1b}) {
+		t.Errorf("?user=zed records = %+v", got.Resources)
+	}
+
+	// Pages.
+	for _, c := range []struct {
+		limit int
+		want  [][]string
+	}{
+		{1, [][]string{{"/"}, {"Group/g1"}, {"User/Bob"}, {"User/u1"}}},
+		{2, [][]string{{"/", "Group/g1"}, {"User/Bob", "User/u1"}}},
+		{3, [][]string{{"/", "Group/g1", "User/Bob"}, {"User/u1"}}},
+		{4, [][]string{{"/", "Group/g1", "User/Bob", "User/u1"}}},
+	} {
+		cursor := ""
+		for i, want := range c.want {
+			var page resourcesResponse
+			f.do("GET", "/connections/acme/resources?limit="+strconv.Itoa(c.limit)+"&cursor="+url.QueryEscape(cursor), "", 200, &page)
+			if keys := page.keys(); !slices.Equal(keys, want) {
+				t.Errorf("limit %d page %d = %v, want %v", c.limit, i, keys, want)
+			}
+			last := i == len(c.want)-1
+			if (*page.NextCursor == "") != last {
+				t.Errorf("limit %d page %d: next_cursor %q", c.limit, i, *page.NextCursor)
+			}
+			cursor = *page.NextCursor
+		}
+	}
+	var page resourcesResponse
+	f.do("GET", "/connections/acme/resources?limit=1&user=alice", "", 200, &page)
+	f.do("GET", "/connections/acme/resources?limit=1&user=alice&cursor="+url.QueryEscape(*page.NextCursor), "", 200, &page)
+	if keys := page.keys(); !slices.Equal(keys, []string{"User/u1"}) || *page.NextCursor != "" {
+		t.Errorf("second filtered page = %v, next %q", keys, *page.NextCursor)
+	}
+
+	// Isolation.
+	f.do("GET", "/connections/globex/resources?user=alice", "", 200, &got)
+	if len(got.Resources) != 1 || !slices.Equal(got.Resources[0].Records, []int64{f.globex}) {
+		t.Errorf("globex resources = %+v", got.Resources)
+	}
+	f.do("GET", "/connections/nobody/resources", "", 200, &got)
+	if len(got.Resources) != 0 || *got.NextCursor != "" {
+		t.Errorf("unknown connection: %+v", got)
+	}
+	f.do("GET", "/connections/Acme/resources", "", 200, &got)
+	if len(got.Resources) != 0 {
+		t.Errorf("Acme (other case) has %d resources", len(got.Resources))
+	}
+
+	// Bad parameters.
+	var records recordsResponse
+	f.do("GET", "/connections/acme/records?limit=1", "", 200, &records)
+	for _, q := range []string{"errors=maybe", "limit=0", "limit=x", "cursor=!!", "cursor=" + url.QueryEscape(*records.NextCursor)} {
+		f.do("GET", "/connections/acme/resources?"+q, "", 400, nil)
+	}
+	f.do("POST", "/connections/acme/resources", "", 405, nil)
+}
+
+// TestReviewPendingResourcesScan covers resources whose records span several pages of the
+// scan, and a resource whose only record is the oldest.
+func TestReviewPendingResourcesScan(t *testing.T) {
+	f := newReviewFixture(t)
+	oldest := f.save(&Record{Connection: "big", ResourceType: "User", ResourceID: "old", Attempts: 2,
+		Projected: json.RawMessage(`{"id":"old","title":"t"}`)})
+	// More than two pages of the scan, in one statement (SaveRecord would fsync each).
+	const n = 2*resourceScanPage + 50
+	_, err := f.store.db.ExecContext(t.Context(), `WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i < $1)
+		INSERT INTO records (connection, created_at, last_seen_at, method, path, resource_type, resource_id, original, effective)
+		SELECT 'big', $2, $2, 'PATCH', '/scim/v2/Users/u' || (i % 3), 'User', 'u' || (i % 3), '{}', '{}' FROM seq ORDER BY i`,
+		n-1, sqliteTime(suiteT0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]int64{"old": {oldest}}
+	for i := range int64(n) {
+		id := "u" + strconv.FormatInt(i%3, 10)
+		want[id] = append(want[id], oldest+1+i)
+	}
+	res, next, err := PendingResources(t.Context(), f.store, "big", ResourceQuery{})
+	if err != nil || next != "" {
+		t.Fatalf("PendingResources = %d, %q, %v", len(res), next, err)
+	}
+	var order []string
+	for _, r := range res {
+		order = append(order, r.ID)
+		if !slices.Equal(r.Records, want[r.ID]) {
+			t.Errorf("%s: %d records, want %d", r.ID, len(r.Records), len(want[r.ID]))
+		}
+	}
+	if !slices.Equal(order, []string{"u0", "u2", "u1", "old"}) { // the last record written is u0's
+
+		t.Errorf("order = %v", order)
+	}
+	last := res[len(res)-1]
+	if last.Attempts != 2 || compactJSON(t, last.Projected) != `{"id":"old","title":"t"}` {
+		t.Errorf("old = %+v", last)
+	}
+	res, next, err = PendingResources(t.Context(), f.store, "big", ResourceQuery{Limit: 3})
+	if err != nil || len(res) != 3 || next == "" {
+		t.Fatalf("limit 3: %d, %q, %v", len(res), next, err)
+	}
+	res, next, err = PendingResources(t.Context(), f.store, "big", ResourceQuery{Limit: 3, Cursor: next})
+	if err != nil || len(res) != 1 || res[0].ID != "old" || !slices.Equal(res[0].Records, []int64{oldest}) || next != "" {
+		t.Errorf("second page: %+v, %q, %v", res, next, err)
+	}
+}

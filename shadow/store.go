@@ -64,15 +64,38 @@ type Record struct {
 	Operation    string          `json:"operation"`     // create, replace, patch, delete, bulk
 	Status       RecordStatus    `json:"status"`
 	DedupeHash   string          `json:"-"`
-	Original     StoredRequest   `json:"original"`  // as the IdP sent it (redacted)
-	Effective    StoredRequest   `json:"effective"` // as the backend would get it (redacted)
-	Changes      json.RawMessage `json:"changes,omitempty"`
-	Findings     json.RawMessage `json:"findings,omitempty"`
+	Original     StoredRequest   `json:"original"`           // as the IdP sent it (redacted)
+	Effective    StoredRequest   `json:"effective"`          // as the backend would get it (redacted)
+	Changes      json.RawMessage `json:"changes,omitempty"`  // []Change: projected − live
+	Findings     json.RawMessage `json:"findings,omitempty"` // []Finding (rules' and predicted errors)
+	// Live is the target resource as the backend had it when the write was recorded (for a
+	// chain of pending writes to one resource: the previous record's Projected); null for a
+	// create or when it could not be read.
+	Live json.RawMessage `json:"live,omitempty"`
+	// Projected is the resource after this write by RFC 7644 semantics; null for a DELETE
+	// or a write predicted to fail.
+	Projected   json.RawMessage `json:"projected,omitempty"`
+	Errors      int             `json:"errors"`      // findings of severity "error"
+	Deprovision bool            `json:"deprovision"` // deactivates, deletes, or removes members
+	// Subjects are the resources the write touches: its own target and every member
+	// added or removed, so records can be filtered by user or group.
+	Subjects []Subject `json:"subjects,omitempty"`
+}
+
+// Subject is one resource a recorded write touches.
+type Subject struct {
+	Kind   string `json:"kind"`             // "user" or "group"
+	ID     string `json:"id,omitempty"`     // resource id, when known
+	Key    string `json:"key,omitempty"`    // userName / displayName, when known
+	Change string `json:"change,omitempty"` // "added" or "removed" for group members; "" for the target
 }
 
 // RecordQuery selects records of one connection. Zero fields do not filter.
 type RecordQuery struct {
-	User         string       // key or resource id of a User record
+	User         string       // a user subject's key (case-insensitive) or id
+	Group        string       // a group subject's key (case-insensitive) or id
+	ErrorsOnly   bool         // records with Errors > 0
+	Deprovisions bool         // records with Deprovision set
 	ResourceType string       // "User", "Group", …
 	Method       string       // "POST", "PATCH", …
 	Status       RecordStatus // pending, …
@@ -82,9 +105,11 @@ type RecordQuery struct {
 
 // ConnectionInfo summarises one connection known to the store.
 type ConnectionInfo struct {
-	Name    string `json:"name"`
-	Mode    Mode   `json:"mode,omitempty"` // run-time override; empty when none is stored
-	Pending int64  `json:"pending"`
+	Name         string `json:"name"`
+	Mode         Mode   `json:"mode,omitempty"` // run-time override; empty when none is stored
+	Pending      int64  `json:"pending"`
+	Errors       int64  `json:"errors"`       // pending records with errors
+	Deprovisions int64  `json:"deprovisions"` // pending records that deprovision
 }
 
 // Store keeps records and run-time connection modes. Implementations are safe for concurrent
@@ -107,6 +132,10 @@ type Store interface {
 	SetMode(ctx context.Context, connection string, mode Mode) error
 	// Modes returns every stored run-time mode by connection name.
 	Modes(ctx context.Context) (map[string]Mode, error)
+	// LatestPending returns the newest pending record of a connection whose target is the
+	// given resource (by type and id, or by type and key when id is empty), or ErrNotFound.
+	// The engine chains projections through it.
+	LatestPending(ctx context.Context, connection, resourceType, id, key string) (Record, error)
 	// Purge removes records last seen before t and returns how many.
 	Purge(ctx context.Context, before time.Time) (int64, error)
 	// Close releases the store.

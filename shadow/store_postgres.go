@@ -42,7 +42,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*PostgresStore, error) {
 		return nil, fmt.Errorf("postgres store: connecting: %w", err)
 	}
 	s := &PostgresStore{
-		sqlCore: sqlCore{name: "postgres store", db: pgBackend{pool}, greatest: "GREATEST"},
+		sqlCore: sqlCore{name: "postgres store", db: pgBackend{q: pool, pool: pool}, greatest: "GREATEST"},
 		pool:    pool,
 	}
 	if err := s.migrate(ctx); err != nil {
@@ -67,7 +67,7 @@ func (s *PostgresStore) migrate(ctx context.Context) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, postgresMigrationLock); err != nil {
 		return fmt.Errorf("taking the migration lock: %w", err)
 	}
-	if _, err := applyMigrations(ctx, pgBackend{tx}, migrations); err != nil {
+	if _, err := applyMigrations(ctx, pgBackend{q: tx}, migrations); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -89,8 +89,20 @@ type pgQuerier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// pgBackend adapts pgx to sqlBackend.
-type pgBackend struct{ q pgQuerier }
+// pgBackend adapts pgx to sqlBackend. pool is set when q is the pool rather than a
+// transaction.
+type pgBackend struct {
+	q    pgQuerier
+	pool *pgxpool.Pool
+}
+
+// inTx runs fn in a transaction (READ COMMITTED) of the pool.
+func (b pgBackend) inTx(ctx context.Context, fn func(tx sqlBackend) error) error {
+	if b.pool == nil {
+		return fn(b)
+	}
+	return pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error { return fn(pgBackend{q: tx}) })
+}
 
 func (b pgBackend) queryRow(ctx context.Context, query string, args ...any) sqlRowScanner {
 	return pgRow{b.q.QueryRow(ctx, query, args...)}

@@ -59,6 +59,9 @@ type sqlBackend interface {
 	exec(ctx context.Context, query string, args ...any) (int64, error)
 	// timeArg encodes a timestamp parameter.
 	timeArg(t time.Time) any
+	// inTx runs fn in one transaction, committed when fn returns nil; a backend that is
+	// already a transaction runs fn in it.
+	inTx(ctx context.Context, fn func(tx sqlBackend) error) error
 }
 
 // sqlCore implements Store over a sqlBackend; SQLiteStore and PostgresStore embed it.
@@ -71,11 +74,12 @@ type sqlCore struct {
 // recordColumns are the columns scanRecord reads, in order.
 const recordColumns = `id, connection, created_at, last_seen_at, attempts, method, path,
 	resource_type, resource_id, resource_key, operation, status, dedupe_hash,
-	original, effective, changes, findings`
+	original, effective, changes, findings, live, projected, errors, deprovision`
 
-// SaveRecord commits rec in one statement; an identical pending record (same connection
-// and DedupeHash) gets one more attempt and the later LastSeenAt instead of a new row.
-// An empty DedupeHash never deduplicates. Timestamps are kept in UTC to the microsecond.
+// SaveRecord commits rec and its Subjects in one transaction; an identical pending record
+// (same connection and DedupeHash) gets one more attempt and the later LastSeenAt instead
+// of a new row, and keeps its own subjects. Only a pending rec is deduplicated, and an
+// empty DedupeHash never is. Timestamps are kept in UTC to the microsecond.
 func (c *sqlCore) SaveRecord(ctx context.Context, rec *Record) (Record, error) {
 	if rec == nil {
 		return Record{}, fmt.Errorf("%s: save record: nil record", c.name)
@@ -87,22 +91,157 @@ func (c *sqlCore) SaveRecord(ctx context.Context, rec *Record) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: save record of %q: %w", c.name, rec.Connection, err)
 	}
-	q := `INSERT INTO records (connection, created_at, last_seen_at, attempts, method, path,
-		resource_type, resource_id, resource_key, operation, status, dedupe_hash,
-		original, effective, changes, findings)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-	ON CONFLICT (connection, dedupe_hash) WHERE status = 'pending'
-	DO UPDATE SET attempts = records.attempts + 1,
-		last_seen_at = ` + c.greatest + `(records.last_seen_at, excluded.last_seen_at)
-	RETURNING ` + recordColumns
-	out, err := scanRecord(c.db.writeRow(ctx, q, args...))
+	subjects := normalizeSubjects(rec.Subjects)
+	dedupe := rec.DedupeHash != "" && (rec.Status == "" || rec.Status == StatusPending)
+	var out Record
+	err = c.db.inTx(ctx, func(tx sqlBackend) error {
+		// First the retry of a pending write, then a new row. Under PostgreSQL a concurrent
+		// transaction may commit the same pending write between the two: the INSERT then
+		// does nothing, and the UPDATE, run again, sees that row.
+		for range 3 {
+			if dedupe {
+				stored, err := scanRecord(tx.writeRow(ctx, `UPDATE records
+					SET attempts = attempts + 1, last_seen_at = `+c.greatest+`(last_seen_at, $3)
+					WHERE connection = $1 AND dedupe_hash = $2 AND status = 'pending'
+					RETURNING `+recordColumns, args[0], args[11], args[2]))
+				if err == nil {
+					out = stored
+					return loadSubjects(ctx, tx, []Record{out}, func(i int, s []Subject) { out.Subjects = s })
+				}
+				if !errors.Is(err, ErrNotFound) {
+					return err
+				}
+			}
+			inserted, err := scanRecord(tx.writeRow(ctx, insertRecord, args...))
+			if err == nil {
+				if err := insertSubjects(ctx, tx, inserted.ID, rec.Connection, subjects); err != nil {
+					return fmt.Errorf("subjects: %w", err)
+				}
+				out = inserted
+				out.Subjects = subjects
+				return nil
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
+		return errors.New("a concurrent write of the same request kept changing the record")
+	})
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: save record of %q: %w", c.name, rec.Connection, err)
 	}
 	return out, nil
 }
 
-// recordArgs encodes rec as the 16 parameters of the INSERT in SaveRecord.
+// insertRecord adds a row for the 20 parameters of recordArgs, or none (no row returned)
+// when a pending record with the same connection and dedupe hash exists.
+const insertRecord = `INSERT INTO records (connection, created_at, last_seen_at, attempts, method, path,
+		resource_type, resource_id, resource_key, operation, status, dedupe_hash,
+		original, effective, changes, findings, live, projected, errors, deprovision)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+	ON CONFLICT (connection, dedupe_hash) WHERE status = 'pending' DO NOTHING
+	RETURNING ` + recordColumns
+
+// subjectRowsPerInsert bounds the rows of one INSERT into record_subjects (7 parameters
+// each), well below the parameter limits of SQLite (32766) and PostgreSQL (65535).
+const subjectRowsPerInsert = 500
+
+// insertSubjects stores the subjects of record id, in order.
+func insertSubjects(ctx context.Context, tx sqlBackend, id int64, connection string, subjects []Subject) error {
+	for start := 0; start < len(subjects); start += subjectRowsPerInsert {
+		chunk := subjects[start:min(start+subjectRowsPerInsert, len(subjects))]
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO record_subjects (record_id, pos, connection, kind, subject_id, subject_key, change) VALUES `)
+		args := make([]any, 0, 7*len(chunk))
+		for i, s := range chunk {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			n := len(args)
+			sb.WriteString("(")
+			for j := 1; j <= 7; j++ {
+				if j > 1 {
+					sb.WriteString(", ")
+				}
+				sb.WriteString("$" + strconv.Itoa(n+j))
+			}
+			sb.WriteString(")")
+			args = append(args, id, int64(start+i), sqlText(connection), s.Kind, s.ID, s.Key, s.Change)
+		}
+		if _, err := tx.exec(ctx, sb.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// normalizeSubjects is subjects as the store keeps them: kinds and changes in lower case,
+// text storable (sqlText); nil when there are none. Kinds other than "user" and "group"
+// are kept (a record is never refused for them) but no filter finds them.
+func normalizeSubjects(subjects []Subject) []Subject {
+	if len(subjects) == 0 {
+		return nil
+	}
+	out := make([]Subject, len(subjects))
+	for i, s := range subjects {
+		out[i] = Subject{
+			Kind:   strings.ToLower(sqlText(s.Kind)),
+			ID:     sqlText(s.ID),
+			Key:    sqlText(s.Key),
+			Change: strings.ToLower(sqlText(s.Change)),
+		}
+	}
+	return out
+}
+
+// loadSubjects reads the subjects of recs in one query and hands each record's (in
+// order) to set with the record's index; records without subjects are not set.
+func loadSubjects(ctx context.Context, db sqlBackend, recs []Record, set func(i int, s []Subject)) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	index := make(map[int64]int, len(recs))
+	args := make([]any, 0, len(recs))
+	var sb strings.Builder
+	sb.WriteString(`SELECT record_id, kind, subject_id, subject_key, change FROM record_subjects WHERE record_id IN (`)
+	for i, r := range recs {
+		if _, dup := index[r.ID]; dup {
+			continue
+		}
+		index[r.ID] = i
+		if len(args) > 0 {
+			sb.WriteString(", ")
+		}
+		args = append(args, r.ID)
+		sb.WriteString("$" + strconv.Itoa(len(args)))
+	}
+	sb.WriteString(`) ORDER BY record_id, pos`)
+	rows, err := db.query(ctx, sb.String(), args...)
+	if err != nil {
+		return fmt.Errorf("reading subjects: %w", err)
+	}
+	defer rows.Close()
+	byRecord := map[int64][]Subject{}
+	for rows.Next() {
+		var (
+			id int64
+			s  Subject
+		)
+		if err := rows.Scan(&id, &s.Kind, &s.ID, &s.Key, &s.Change); err != nil {
+			return fmt.Errorf("reading subjects: %w", err)
+		}
+		byRecord[id] = append(byRecord[id], s)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading subjects: %w", err)
+	}
+	for id, s := range byRecord {
+		set(index[id], s)
+	}
+	return nil
+}
+
+// recordArgs encodes rec as the 20 parameters of insertRecord.
 func (c *sqlCore) recordArgs(rec *Record) ([]any, error) {
 	now := time.Now()
 	created, seen := rec.CreatedAt, rec.LastSeenAt
@@ -140,21 +279,68 @@ func (c *sqlCore) recordArgs(rec *Record) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("findings: %w", err)
 	}
+	live, err := jsonArg(rec.Live)
+	if err != nil {
+		return nil, fmt.Errorf("live: %w", err)
+	}
+	projected, err := jsonArg(rec.Projected)
+	if err != nil {
+		return nil, fmt.Errorf("projected: %w", err)
+	}
 	return []any{
 		sqlText(rec.Connection), c.db.timeArg(created), c.db.timeArg(seen), int64(attempts),
 		sqlText(rec.Method), sqlText(rec.Path), sqlText(rec.ResourceType), sqlText(rec.ResourceID),
 		sqlText(rec.Key), sqlText(rec.Operation), sqlText(string(status)), hash,
 		original, effective, changes, findings,
+		live, projected, int64(max(rec.Errors, 0)), rec.Deprovision,
 	}, nil
 }
 
-// Record returns record id of connection, or ErrNotFound (also when the id belongs to
-// another connection).
+// Record returns record id of connection with its subjects, or ErrNotFound (also when
+// the id belongs to another connection).
 func (c *sqlCore) Record(ctx context.Context, connection string, id int64) (Record, error) {
-	rec, err := scanRecord(c.db.queryRow(ctx,
-		`SELECT `+recordColumns+` FROM records WHERE connection = $1 AND id = $2`, connection, id))
+	rec, err := c.oneRecord(ctx,
+		`SELECT `+recordColumns+` FROM records WHERE connection = $1 AND id = $2`, connection, id)
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: record %d of %q: %w", c.name, id, connection, err)
+	}
+	return rec, nil
+}
+
+// oneRecord runs a query for one record and reads its subjects.
+func (c *sqlCore) oneRecord(ctx context.Context, query string, args ...any) (Record, error) {
+	rec, err := scanRecord(c.db.queryRow(ctx, query, args...))
+	if err != nil {
+		return Record{}, err
+	}
+	if err := loadSubjects(ctx, c.db, []Record{rec}, func(_ int, s []Subject) { rec.Subjects = s }); err != nil {
+		return Record{}, err
+	}
+	return rec, nil
+}
+
+// LatestPending returns the newest pending record of connection whose target has the
+// type resourceType (case-insensitive) and the id (exact), or, when id is empty, the key
+// (case-insensitive); ErrNotFound when there is none or both id and key are empty.
+func (c *sqlCore) LatestPending(ctx context.Context, connection, resourceType, id, key string) (Record, error) {
+	var (
+		rec Record
+		err error
+	)
+	switch {
+	case id != "":
+		rec, err = c.oneRecord(ctx, `SELECT `+recordColumns+` FROM records
+			WHERE connection = $1 AND resource_id = $2 AND lower(resource_type) = lower($3) AND status = 'pending'
+			ORDER BY id DESC LIMIT 1`, connection, id, resourceType)
+	case key != "":
+		rec, err = c.oneRecord(ctx, `SELECT `+recordColumns+` FROM records
+			WHERE connection = $1 AND lower(resource_key) = lower($2) AND lower(resource_type) = lower($3) AND status = 'pending'
+			ORDER BY id DESC LIMIT 1`, connection, key, resourceType)
+	default:
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("%s: latest pending %s (id %q, key %q) of %q: %w", c.name, resourceType, id, key, connection, err)
 	}
 	return rec, nil
 }
@@ -182,17 +368,22 @@ func (c *sqlCore) Records(ctx context.Context, connection string, q RecordQuery)
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("%s: records of %q: %w", c.name, connection, err)
 	}
+	rows.Close() // before the next query: SQLite's pool is small
 	next := ""
 	if len(out) > limit {
 		out = out[:limit]
 		next = encodeCursor(out[limit-1].ID)
+	}
+	if err := loadSubjects(ctx, c.db, out, func(i int, s []Subject) { out[i].Subjects = s }); err != nil {
+		return nil, "", fmt.Errorf("%s: records of %q: %w", c.name, connection, err)
 	}
 	return out, next, nil
 }
 
 // recordsQuery builds the SELECT of Records from constant fragments, chosen by which
 // filters are set; the values are parameters. It asks for one row more than the limit to
-// know whether a next page exists.
+// know whether a next page exists. The plan stays a walk of (connection, id DESC) that
+// stops after one page (see subjectFilter).
 func recordsQuery(connection string, q RecordQuery) (string, []any, int, error) {
 	limit := normalizeLimit(q.Limit)
 	var sb strings.Builder
@@ -210,8 +401,16 @@ func recordsQuery(connection string, q RecordQuery) (string, []any, int, error) 
 		sb.WriteString(` AND id < ` + param(id))
 	}
 	if q.User != "" {
-		p := param(q.User)
-		sb.WriteString(` AND (lower(resource_key) = lower(` + p + `) OR resource_id = ` + p + `)`)
+		sb.WriteString(subjectFilter("user", param(q.User)))
+	}
+	if q.Group != "" {
+		sb.WriteString(subjectFilter("group", param(q.Group)))
+	}
+	if q.ErrorsOnly {
+		sb.WriteString(` AND errors > 0`)
+	}
+	if q.Deprovisions {
+		sb.WriteString(` AND deprovision`)
 	}
 	if q.ResourceType != "" {
 		sb.WriteString(` AND lower(resource_type) = lower(` + param(q.ResourceType) + `)`)
@@ -224,6 +423,22 @@ func recordsQuery(connection string, q RecordQuery) (string, []any, int, error) 
 	}
 	sb.WriteString(` ORDER BY id DESC LIMIT ` + param(int64(limit+1)))
 	return sb.String(), args, limit, nil
+}
+
+// subjectFilter is the condition "record touches the subject of kind (a constant, "user"
+// or "group") whose key (case-insensitive) or id is parameter p": a subject row of the
+// record, or the record's own target. The subject rows are an uncorrelated IN subquery,
+// run once per query through the indexes (connection, kind, lower(subject_key)) and
+// (connection, kind, subject_id) — a UNION ALL, as an OR would make SQLite scan every
+// subject of the kind — while the rows are still walked along (connection, id DESC).
+// (A correlated EXISTS would probe record_subjects once per record walked, or worse:
+// without statistics, SQLite probes it by (connection, kind) alone.)
+func subjectFilter(kind, p string) string {
+	return ` AND (id IN (SELECT record_id FROM record_subjects WHERE connection = $1 AND kind = '` + kind + `'` +
+		` AND lower(subject_key) = lower(` + p + `)` +
+		` UNION ALL SELECT record_id FROM record_subjects WHERE connection = $1 AND kind = '` + kind + `'` +
+		` AND subject_id = ` + p + `)` +
+		` OR (lower(resource_type) = '` + kind + `' AND (lower(resource_key) = lower(` + p + `) OR resource_id = ` + p + `)))`
 }
 
 // normalizeLimit applies the default and the maximum to a page size.
@@ -255,7 +470,8 @@ func decodeCursor(s string) (int64, error) {
 	return id, nil
 }
 
-// DeleteRecords removes every record of connection and returns how many.
+// DeleteRecords removes every record of connection (their subjects go with them, ON
+// DELETE CASCADE) and returns how many.
 func (c *sqlCore) DeleteRecords(ctx context.Context, connection string) (int64, error) {
 	n, err := c.db.exec(ctx, `DELETE FROM records WHERE connection = $1`, connection)
 	if err != nil {
@@ -264,12 +480,16 @@ func (c *sqlCore) DeleteRecords(ctx context.Context, connection string) (int64, 
 	return n, nil
 }
 
-// Connections lists every connection with records or a stored mode, with its count of
-// pending records, sorted by name (byte order, the same in both databases).
+// Connections lists every connection with records or a stored mode, with its counts of
+// pending records (all, with errors, deprovisioning), sorted by name (byte order, the
+// same in both databases).
 func (c *sqlCore) Connections(ctx context.Context) ([]ConnectionInfo, error) {
-	// Two cheap statements rather than one: the count is a scan of the covering index
-	// (connection, status) without a temporary B-tree.
-	rows, err := c.db.query(ctx, `SELECT connection, COUNT(*) FILTER (WHERE status = 'pending')
+	// Two cheap statements rather than one: the counts are a scan of the covering index
+	// (connection, status, errors, deprovision) without a temporary B-tree.
+	rows, err := c.db.query(ctx, `SELECT connection,
+			COUNT(*) FILTER (WHERE status = 'pending'),
+			COUNT(*) FILTER (WHERE status = 'pending' AND errors > 0),
+			COUNT(*) FILTER (WHERE status = 'pending' AND deprovision)
 		FROM records GROUP BY connection`)
 	if err != nil {
 		return nil, fmt.Errorf("%s: list connections: %w", c.name, err)
@@ -278,7 +498,7 @@ func (c *sqlCore) Connections(ctx context.Context) ([]ConnectionInfo, error) {
 	var out []*ConnectionInfo
 	for rows.Next() {
 		info := &ConnectionInfo{}
-		if err := rows.Scan(&info.Name, &info.Pending); err != nil {
+		if err := rows.Scan(&info.Name, &info.Pending, &info.Errors, &info.Deprovisions); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("%s: list connections: %w", c.name, err)
 		}
@@ -347,7 +567,7 @@ func (c *sqlCore) Modes(ctx context.Context) (map[string]Mode, error) {
 	return out, nil
 }
 
-// Purge removes the records last seen before t and returns how many.
+// Purge removes the records last seen before t (and their subjects) and returns how many.
 func (c *sqlCore) Purge(ctx context.Context, before time.Time) (int64, error) {
 	n, err := c.db.exec(ctx, `DELETE FROM records WHERE last_seen_at < $1`, c.db.timeArg(before))
 	if err != nil {
@@ -364,11 +584,12 @@ func scanRecord(row sqlRowScanner) (Record, error) {
 		hash                sql.NullString
 		original, effective string
 		changes, findings   sql.NullString
+		live, projected     sql.NullString
 		status              string
 	)
 	err := row.Scan(&rec.ID, &rec.Connection, &created, &seen, &rec.Attempts, &rec.Method, &rec.Path,
 		&rec.ResourceType, &rec.ResourceID, &rec.Key, &rec.Operation, &status, &hash,
-		&original, &effective, &changes, &findings)
+		&original, &effective, &changes, &findings, &live, &projected, &rec.Errors, &rec.Deprovision)
 	if err != nil {
 		return Record{}, err
 	}
@@ -386,6 +607,12 @@ func scanRecord(row sqlRowScanner) (Record, error) {
 	}
 	if findings.Valid {
 		rec.Findings = json.RawMessage(findings.String)
+	}
+	if live.Valid {
+		rec.Live = json.RawMessage(live.String)
+	}
+	if projected.Valid {
+		rec.Projected = json.RawMessage(projected.String)
 	}
 	return rec, nil
 }

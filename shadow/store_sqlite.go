@@ -67,7 +67,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	s := &SQLiteStore{
-		sqlCore: sqlCore{name: "sqlite store", db: sqliteBackend{q: db, writer: make(chan struct{}, 1)}, greatest: "max"},
+		sqlCore: sqlCore{name: "sqlite store", db: sqliteBackend{q: db, db: db, writer: make(chan struct{}, 1)}, greatest: "max"},
 		db:      db,
 		path:    abs,
 	}
@@ -170,9 +170,33 @@ type sqliteQuerier interface {
 
 // sqliteBackend adapts database/sql to sqlBackend. When writer is set (a semaphore of
 // one), statements that write hold it: the store's writers queue here, not in SQLite.
+// db is set when q is the database rather than a transaction.
 type sqliteBackend struct {
 	q      sqliteQuerier
+	db     *sql.DB
 	writer chan struct{}
+}
+
+// inTx runs fn in a transaction (BEGIN IMMEDIATE, from the DSN's _txlock) holding the
+// writer slot throughout; fn's statements do not take it again.
+func (b sqliteBackend) inTx(ctx context.Context, fn func(tx sqlBackend) error) error {
+	if b.db == nil {
+		return fn(b)
+	}
+	unlock, err := b.lockWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := fn(sqliteBackend{q: tx}); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // lockWrite waits for the writer slot; the returned func releases it.

@@ -2,12 +2,14 @@ package shadow
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -257,8 +259,8 @@ func TestSQLiteMigrationsRunOnce(t *testing.T) {
 		if err := s.db.QueryRowContext(t.Context(), `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &v); err != nil {
 			t.Fatal(err)
 		}
-		if n != int64(len(files)) || v != 1 {
-			t.Errorf("open %d: schema_migrations has %d rows, max version %d; want %d, 1", i, n, v, len(files))
+		if n != int64(len(files)) || v != int64(len(files)) {
+			t.Errorf("open %d: schema_migrations has %d rows, max version %d; want %d, %d", i, n, v, len(files), len(files))
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
@@ -380,5 +382,179 @@ func TestRecordLimitsAndCursor(t *testing.T) {
 	}
 	if strings.Contains(q, "'; DROP") || strings.Contains(q, "OR 1=1") || strings.Contains(q, "x'") || len(args) != 6 {
 		t.Errorf("query built from input: %s %v", q, args)
+	}
+}
+
+// createVersion1 brings an empty database to schema version 1 only, as a release before
+// migration 002 left it, and adds one record in that schema; it returns the record's id.
+func createVersion1(t *testing.T, b sqlBackend, migrations []sqlMigration) int64 {
+	t.Helper()
+	if len(migrations) < 2 || migrations[0].version != 1 {
+		t.Fatalf("want migration 1 and later ones, have %d", len(migrations))
+	}
+	applied, err := applyMigrations(t.Context(), b, migrations[:1])
+	if err != nil || !slices.Equal(applied, []int64{1}) {
+		t.Fatalf("applying migration 1: %v, %v", applied, err)
+	}
+	var id int64
+	err = b.writeRow(t.Context(), `INSERT INTO records (connection, created_at, last_seen_at, method, path,
+		resource_type, resource_id, resource_key, operation, status, dedupe_hash, original, effective, changes)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
+		"old", b.timeArg(suiteT0), b.timeArg(suiteT0), "PATCH", "/scim/v2/Users/u-old", "User", "u-old", "Old.User",
+		"patch", "pending", "old-hash", `{"method":"PATCH","url":"/scim/v2/Users/u-old"}`, `{"method":"PATCH","url":"/scim/v2/Users/u-old"}`,
+		`[{"op":"replace","path":"active","new":false}]`).Scan(&id)
+	if err != nil {
+		t.Fatalf("inserting a version 1 record: %v", err)
+	}
+	return id
+}
+
+// checkUpgraded checks a store opened on a version 1 database holding record oldID.
+func checkUpgraded(t *testing.T, s Store, oldID int64) {
+	t.Helper()
+	ctx := t.Context()
+	old, err := s.Record(ctx, "old", oldID)
+	if err != nil {
+		t.Fatalf("reading the version 1 record: %v", err)
+	}
+	if old.Live != nil || old.Projected != nil || old.Errors != 0 || old.Deprovision || old.Subjects != nil ||
+		old.Key != "Old.User" || old.Original.URL != "/scim/v2/Users/u-old" || compactJSON(t, old.Changes) != `[{"op":"replace","path":"active","new":false}]` {
+		t.Errorf("version 1 record after the upgrade = %+v", old)
+	}
+	// The old record is found through its own target, and dedupes.
+	if recs, _ := mustRecords(t, s, "old", RecordQuery{User: "old.user"}); !slices.Equal(recordIDs(recs), []int64{oldID}) {
+		t.Errorf("Records(user old.user) = %v", recordIDs(recs))
+	}
+	if got, err := s.LatestPending(ctx, "old", "User", "u-old", ""); err != nil || got.ID != oldID {
+		t.Errorf("LatestPending = %d, %v", got.ID, err)
+	}
+	retry := &Record{Connection: "old", Method: "PATCH", Path: "/scim/v2/Users/u-old", DedupeHash: "old-hash",
+		Subjects: []Subject{{Kind: "user", ID: "u-old"}}}
+	if got := mustSave(t, s, retry); got.ID != oldID || got.Attempts != 2 || got.Subjects != nil {
+		t.Errorf("retry of the version 1 record: id %d attempts %d subjects %v", got.ID, got.Attempts, got.Subjects)
+	}
+	// New records use the new columns.
+	rec := subjectRecord("old", "Group", "g", "G", Subject{Kind: "user", ID: "u-old", Change: "removed"})
+	rec.Errors, rec.Deprovision = 1, true
+	saved := mustSave(t, s, rec)
+	if recs, _ := mustRecords(t, s, "old", RecordQuery{User: "u-old", Deprovisions: true}); !slices.Equal(recordIDs(recs), []int64{saved.ID}) {
+		t.Errorf("Records(user u-old, deprovisions) = %v", recordIDs(recs))
+	}
+	infos, err := s.Connections(ctx)
+	if err != nil || len(infos) != 1 || infos[0] != (ConnectionInfo{Name: "old", Pending: 2, Errors: 1, Deprovisions: 1}) {
+		t.Errorf("Connections = %+v, %v", infos, err)
+	}
+}
+
+func TestSQLiteMigrationUpgrade(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "v1.db")
+	if err := createSQLiteFile(p); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", sqliteDSN(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrations, err := loadMigrations(sqliteMigrations, "migrations/sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldID := createVersion1(t, sqliteBackend{q: tx}, migrations)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenSQLite(t.Context(), p)
+	if err != nil {
+		t.Fatalf("opening a version 1 database: %v", err)
+	}
+	defer s.Close()
+	var n, v int64
+	if err := s.db.QueryRowContext(t.Context(), `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &v); err != nil {
+		t.Fatal(err)
+	}
+	if n != int64(len(migrations)) || v != migrations[len(migrations)-1].version {
+		t.Errorf("schema_migrations: %d rows, max version %d", n, v)
+	}
+	checkUpgraded(t, s, oldID)
+}
+
+func TestPostgresMigrationUpgrade(t *testing.T) {
+	dsn := os.Getenv("SCIM_SHADOW_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("SCIM_SHADOW_TEST_POSTGRES is not set; skipping")
+	}
+	admin := postgresAdmin(t, dsn)
+	schemaDSN := postgresTestSchema(t, admin, dsn)
+	migrations, err := loadMigrations(postgresMigrations, "migrations/postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(t.Context(), schemaDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldID := createVersion1(t, pgBackend{q: tx}, migrations)
+	if err := tx.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	pool.Close()
+	s, err := OpenPostgres(t.Context(), schemaDSN)
+	if err != nil {
+		t.Fatalf("opening a version 1 database: %v", err)
+	}
+	defer s.Close()
+	var n, v int64
+	if err := s.pool.QueryRow(t.Context(), `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &v); err != nil {
+		t.Fatal(err)
+	}
+	if n != int64(len(migrations)) || v != migrations[len(migrations)-1].version {
+		t.Errorf("schema_migrations: %d rows, max version %d", n, v)
+	}
+	checkUpgraded(t, s, oldID)
+}
+
+// TestSQLiteSubjectFilterPlan checks that the subject filters keep the walk of
+// (connection, id DESC) (no sort of the matches) and find subjects through their indexes.
+func TestSQLiteSubjectFilterPlan(t *testing.T) {
+	s, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "plan.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	q, args, _, err := recordsQuery("c", RecordQuery{User: "alice", Group: "admins", ErrorsOnly: true, Deprovisions: true, Cursor: encodeCursor(100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	joined := strings.Join(plan, "\n")
+	if strings.Contains(joined, "TEMP B-TREE") || strings.Contains(joined, "SCAN") || strings.Contains(joined, "CORRELATED") ||
+		!strings.Contains(joined, "records_connection_id (connection=? AND id<?)") ||
+		!strings.Contains(joined, "record_subjects_key (connection=? AND kind=? AND <expr>=?)") ||
+		!strings.Contains(joined, "record_subjects_id (connection=? AND kind=? AND subject_id=?)") {
+		t.Errorf("plan of a filtered page:\n%s", joined)
 	}
 }

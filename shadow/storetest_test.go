@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -35,6 +36,12 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		{"ModesAndConnections", suiteModes},
 		{"Purge", suitePurge},
 		{"Reopen", suiteReopen},
+		{"Subjects", suiteSubjects},
+		{"SubjectFilters", suiteSubjectFilters},
+		{"FilteredPaging", suiteFilteredPaging},
+		{"Counts", suiteCounts},
+		{"LatestPending", suiteLatestPending},
+		{"CascadeDelete", suiteCascade},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -123,18 +130,25 @@ func assertRecord(t *testing.T, want, got Record) {
 		Connection, Method, Path, ResourceType, ResourceID, Key  string
 		Operation, DedupeHash                                    string
 		Status                                                   RecordStatus
-		Attempts                                                 int
-		Changes, Findings, OrigBody, EffBody                     string
+		Attempts, Errors                                         int
+		Deprovision                                              bool
+		Changes, Findings, OrigBody, EffBody, Live, Projected    string
 		OrigMethod, OrigURL, OrigText, EffMethod, EffURL, EffTxt string
 	}
 	flat := func(r Record) scalars {
 		return scalars{r.ID, r.Connection, r.Method, r.Path, r.ResourceType, r.ResourceID, r.Key,
-			r.Operation, r.DedupeHash, r.Status, r.Attempts,
+			r.Operation, r.DedupeHash, r.Status, r.Attempts, r.Errors, r.Deprovision,
 			compactJSON(t, r.Changes), compactJSON(t, r.Findings), compactJSON(t, r.Original.Body), compactJSON(t, r.Effective.Body),
+			compactJSON(t, r.Live), compactJSON(t, r.Projected),
 			r.Original.Method, r.Original.URL, r.Original.Text, r.Effective.Method, r.Effective.URL, r.Effective.Text}
 	}
 	if w, g := flat(want), flat(got); w != g {
 		t.Errorf("record differs:\n got %+v\nwant %+v", g, w)
+	}
+	if len(want.Subjects) != 0 || len(got.Subjects) != 0 {
+		if !reflect.DeepEqual(got.Subjects, want.Subjects) {
+			t.Errorf("subjects = %+v\nwant %+v", got.Subjects, want.Subjects)
+		}
 	}
 	if !reflect.DeepEqual(nonNilHeader(got.Original.Header), nonNilHeader(want.Original.Header)) ||
 		!reflect.DeepEqual(nonNilHeader(got.Effective.Header), nonNilHeader(want.Effective.Header)) {
@@ -175,8 +189,17 @@ func suiteRoundtrip(t *testing.T, open func(t *testing.T) Store) {
 			URL:    "/scim/v2/Users/2819c223",
 			Text:   "not JSON: ünïcödé ✓",
 		},
-		Changes:  json.RawMessage(`[{"path":"name.givenName","old":"Al","new":"Ålice"}]`),
-		Findings: json.RawMessage(`{"warnings":[{"attribute":"department","kind":"missing"}]}`),
+		Changes:     json.RawMessage(`[{"path":"name.givenName","old":"Al","new":"Ålice"}]`),
+		Findings:    json.RawMessage(`{"warnings":[{"attribute":"department","kind":"missing"}]}`),
+		Live:        json.RawMessage(`{"id":"2819c223","userName":"Alice@Example.com","name":{"givenName":"Al"}, "active": true}`),
+		Projected:   json.RawMessage(`{"id":"2819c223","userName":"Alice@Example.com","name":{"givenName":"Ålice <&>"},"active":true}`),
+		Errors:      2,
+		Deprovision: true,
+		Subjects: []Subject{
+			{Kind: "user", ID: "2819c223", Key: "Alice@Example.com"},
+			{Kind: "group", ID: "g-1", Key: "Admins", Change: "added"},
+			{Kind: "user", Key: "only-a-key"},
+		},
 	}
 	want := *in
 	want.CreatedAt, want.LastSeenAt = want0, us(suiteT0.Add(1500*time.Millisecond))
@@ -217,8 +240,17 @@ func suiteDefaults(t *testing.T, open func(t *testing.T) Store) {
 	if got.CreatedAt.Before(before.Add(-time.Second)) || got.LastSeenAt.Before(got.CreatedAt) {
 		t.Errorf("zero times not defaulted to now: %v, %v", got.CreatedAt, got.LastSeenAt)
 	}
-	if got.DedupeHash != "" || got.Changes != nil || got.Findings != nil || got.Original.Body != nil || got.Original.Header != nil {
+	if got.DedupeHash != "" || got.Changes != nil || got.Findings != nil || got.Original.Body != nil || got.Original.Header != nil ||
+		got.Live != nil || got.Projected != nil || got.Errors != 0 || got.Deprovision || got.Subjects != nil {
 		t.Errorf("empty fields came back non-empty: %+v", got)
+	}
+	if again, err := s.Record(t.Context(), "c", got.ID); err != nil || again.Live != nil || again.Projected != nil || again.Subjects != nil {
+		t.Errorf("Record of an empty record: %+v, %v", again, err)
+	}
+	nullJSON := testRecord("c", 3)
+	nullJSON.Live, nullJSON.Projected = json.RawMessage(`null`), json.RawMessage(` null `)
+	if got := mustSave(t, s, nullJSON); got.Live != nil || got.Projected != nil {
+		t.Errorf("JSON null came back as %q, %q; want nil", got.Live, got.Projected)
 	}
 	if _, err := s.SaveRecord(t.Context(), &Record{Method: "POST"}); err == nil {
 		t.Error("SaveRecord without a connection: no error")
@@ -227,6 +259,21 @@ func suiteDefaults(t *testing.T, open func(t *testing.T) Store) {
 	bad.Changes = json.RawMessage(`{"broken"`)
 	if _, err := s.SaveRecord(t.Context(), bad); err == nil {
 		t.Error("SaveRecord with invalid Changes JSON: no error")
+	}
+	for _, field := range []string{"live", "projected"} {
+		bad := testRecord("c", 4)
+		if field == "live" {
+			bad.Live = json.RawMessage(`{"id":`)
+		} else {
+			bad.Projected = json.RawMessage(`[1,`)
+		}
+		bad.Subjects = []Subject{{Kind: "user", Key: "nobody-saved"}}
+		if _, err := s.SaveRecord(t.Context(), bad); err == nil {
+			t.Errorf("SaveRecord with invalid %s JSON: no error", field)
+		}
+	}
+	if recs, _ := mustRecords(t, s, "c", RecordQuery{User: "nobody-saved"}); len(recs) != 0 {
+		t.Errorf("a refused record left %d records behind", len(recs))
 	}
 }
 
@@ -745,5 +792,334 @@ func suiteReopen(t *testing.T, open func(t *testing.T) Store) {
 	}
 	if got := mustSave(t, s, testRecord("r", 3)); got.ID <= second.ID {
 		t.Errorf("new id %d after reopen not above %d", got.ID, second.ID)
+	}
+}
+
+// subjectRecord is a pending record of conn targeting typ id/key, touching subjects.
+func subjectRecord(conn, typ, id, key string, subjects ...Subject) *Record {
+	n := subjectSeq.Add(1)
+	return &Record{
+		Connection: conn, CreatedAt: suiteT0, LastSeenAt: suiteT0, Method: "PATCH",
+		Path: "/scim/v2/" + typ + "s/" + id, ResourceType: typ, ResourceID: id, Key: key, Operation: "patch",
+		Status: StatusPending, DedupeHash: fmt.Sprintf("subject-%d", n), Subjects: subjects,
+	}
+}
+
+var subjectSeq atomic.Int64
+
+func suiteSubjects(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	in := subjectRecord("c", "Group", "g-1", "Admins",
+		Subject{Kind: "Group", ID: "g-1", Key: "Admins"},
+		Subject{Kind: "USER", ID: "u-1", Key: "Alice@Example.com", Change: "Added"},
+		Subject{Kind: "user", ID: "u-2", Change: "removed"},
+		Subject{Kind: "user", Key: "nul\x00and\xffbad"},
+	)
+	want := []Subject{
+		{Kind: "group", ID: "g-1", Key: "Admins"},
+		{Kind: "user", ID: "u-1", Key: "Alice@Example.com", Change: "added"},
+		{Kind: "user", ID: "u-2", Change: "removed"},
+		{Kind: "user", Key: "nul\uFFFDand\uFFFDbad"},
+	}
+	saved := mustSave(t, s, in)
+	if !reflect.DeepEqual(saved.Subjects, want) {
+		t.Errorf("saved subjects = %+v\nwant %+v", saved.Subjects, want)
+	}
+	got, err := s.Record(t.Context(), "c", saved.ID)
+	if err != nil || !reflect.DeepEqual(got.Subjects, want) {
+		t.Errorf("Record subjects = %+v, %v\nwant %+v", got.Subjects, err, want)
+	}
+
+	// A retry keeps the first record's subjects, whatever it carries.
+	retry := *in
+	retry.Subjects = []Subject{{Kind: "user", ID: "u-9", Key: "someone-else"}}
+	again := mustSave(t, s, &retry)
+	if again.ID != saved.ID || again.Attempts != 2 || !reflect.DeepEqual(again.Subjects, want) {
+		t.Errorf("retry: id %d attempts %d subjects %+v", again.ID, again.Attempts, again.Subjects)
+	}
+	if recs, _ := mustRecords(t, s, "c", RecordQuery{User: "someone-else"}); len(recs) != 0 {
+		t.Errorf("a retry's subjects were stored: %v", recordIDs(recs))
+	}
+	// Also when the first had none.
+	bare := subjectRecord("c", "User", "u-3", "carol")
+	first := mustSave(t, s, bare)
+	withSubjects := *bare
+	withSubjects.Subjects = []Subject{{Kind: "user", ID: "u-3", Key: "carol"}}
+	if got := mustSave(t, s, &withSubjects); got.ID != first.ID || got.Subjects != nil {
+		t.Errorf("retry of a record without subjects: id %d subjects %+v", got.ID, got.Subjects)
+	}
+
+	// Many subjects (more than one INSERT's worth), in order.
+	var many []Subject
+	for i := range 1234 {
+		many = append(many, Subject{Kind: "user", ID: fmt.Sprintf("m-%04d", i), Key: fmt.Sprintf("member%d", i), Change: "added"})
+	}
+	big := mustSave(t, s, subjectRecord("c", "Group", "g-big", "Everyone", many...))
+	got, err = s.Record(t.Context(), "c", big.ID)
+	if err != nil || !reflect.DeepEqual(got.Subjects, many) {
+		t.Errorf("Record of a record with %d subjects: %d subjects, %v", len(many), len(got.Subjects), err)
+	}
+
+	// A list carries each record's own subjects.
+	recs, _ := mustRecords(t, s, "c", RecordQuery{})
+	if ids := recordIDs(recs); !slices.Equal(ids, []int64{big.ID, first.ID, saved.ID}) {
+		t.Fatalf("Records = %v", ids)
+	}
+	if len(recs[0].Subjects) != len(many) || recs[1].Subjects != nil || !reflect.DeepEqual(recs[2].Subjects, want) {
+		t.Errorf("list subjects: %d, %+v, %+v", len(recs[0].Subjects), recs[1].Subjects, recs[2].Subjects)
+	}
+	if recs, _ := mustRecords(t, s, "c", RecordQuery{User: "member1000"}); !slices.Equal(recordIDs(recs), []int64{big.ID}) {
+		t.Errorf("Records(user member1000) = %v", recordIDs(recs))
+	}
+}
+
+func suiteSubjectFilters(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	save := func(r *Record, errs int, deprov bool, st RecordStatus) int64 {
+		r.Errors, r.Deprovision, r.Status = errs, deprov, st
+		return mustSave(t, s, r).ID
+	}
+	u1 := save(subjectRecord("f", "User", "u-alice", "Alice@Example.COM", Subject{Kind: "user", ID: "u-alice", Key: "Alice@Example.COM"}), 0, false, StatusPending)
+	u2 := save(subjectRecord("f", "User", "u-alice", ""), 1, false, StatusPending) // the target alone
+	g1 := save(subjectRecord("f", "Group", "g-admins", "Admins",
+		Subject{Kind: "group", ID: "g-admins", Key: "Admins"},
+		Subject{Kind: "user", ID: "u-alice", Key: "alice@example.com", Change: "added"},
+		Subject{Kind: "user", ID: "u-bob", Key: "bob", Change: "removed"}), 0, true, StatusPending)
+	g2 := save(subjectRecord("f", "Group", "g-staff", "Staff",
+		Subject{Kind: "group", ID: "g-staff", Key: "Staff"},
+		Subject{Kind: "user", ID: "u-carol", Key: "Carol", Change: "added"}), 2, false, StatusIgnored)
+	u3 := save(subjectRecord("f", "User", "u-bob", "bob", Subject{Kind: "user", ID: "u-bob", Key: "bob"}), 0, true, StatusPending)
+	u4 := save(subjectRecord("f", "User", "u-admins-person", "admins"), 0, false, StatusPending) // a user named like a group
+	gAll := save(subjectRecord("f", "Group", "g-all", "All",
+		Subject{Kind: "group", ID: "g-all", Key: "All"},
+		Subject{Kind: "group", ID: "g-admins", Key: "Admins", Change: "added"}), 0, false, StatusPending)
+	save(subjectRecord("g", "Group", "g-x", "X", Subject{Kind: "user", ID: "u-alice", Key: "alice@example.com", Change: "added"}), 3, true, StatusPending)
+
+	cases := []struct {
+		q    RecordQuery
+		want []int64
+	}{
+		{RecordQuery{User: "alice@example.com"}, []int64{g1, u1}},
+		{RecordQuery{User: "u-alice"}, []int64{g1, u2, u1}},
+		{RecordQuery{User: "U-ALICE"}, nil}, // ids are exact
+		{RecordQuery{User: "BOB"}, []int64{u3, g1}},
+		{RecordQuery{User: "admins"}, []int64{u4}}, // not the group Admins
+		{RecordQuery{User: "g-admins"}, nil},
+		{RecordQuery{Group: "admins"}, []int64{gAll, g1}},
+		{RecordQuery{Group: "g-admins"}, []int64{gAll, g1}},
+		{RecordQuery{Group: "u-admins-person"}, nil},
+		{RecordQuery{Group: "STAFF"}, []int64{g2}},
+		{RecordQuery{User: "u-alice", Group: "g-admins"}, []int64{g1}},
+		{RecordQuery{ErrorsOnly: true}, []int64{g2, u2}},
+		{RecordQuery{Deprovisions: true}, []int64{u3, g1}},
+		{RecordQuery{ErrorsOnly: true, Deprovisions: true}, nil},
+		{RecordQuery{ErrorsOnly: true, Status: StatusPending}, []int64{u2}},
+		{RecordQuery{User: "u-alice", ErrorsOnly: true}, []int64{u2}},
+		{RecordQuery{User: "bob", Deprovisions: true, ResourceType: "user"}, []int64{u3}},
+		{RecordQuery{Group: "admins", ResourceType: "User"}, nil},
+		{RecordQuery{User: "carol", Status: StatusIgnored}, []int64{g2}},
+		{RecordQuery{User: "carol", Status: StatusPending}, nil},
+		{RecordQuery{Group: "g-admins", Method: "patch", Limit: 1}, []int64{gAll}},
+	}
+	for _, c := range cases {
+		recs, _ := mustRecords(t, s, "f", c.q)
+		if got := recordIDs(recs); !slices.Equal(got, c.want) && !(len(got) == 0 && len(c.want) == 0) {
+			t.Errorf("Records(%+v) = %v, want %v", c.q, got, c.want)
+		}
+	}
+	// Other connections' subjects never match.
+	recs, _ := mustRecords(t, s, "g", RecordQuery{User: "u-alice"})
+	if len(recs) != 1 || recs[0].Connection != "g" {
+		t.Errorf("Records(g, user u-alice) = %v", recordIDs(recs))
+	}
+	if recs, _ := mustRecords(t, s, "f", RecordQuery{User: "u-alice", Deprovisions: true, ErrorsOnly: true}); len(recs) != 0 {
+		t.Errorf("f matched g's record: %v", recordIDs(recs))
+	}
+}
+
+func suiteFilteredPaging(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	var wantUser, wantErrors []int64
+	for i := range 150 {
+		r := testRecord("p", i)
+		if i%3 == 0 {
+			r.ResourceType = "Group"
+			r.Subjects = []Subject{{Kind: "user", ID: fmt.Sprintf("u-%d", i), Key: []string{"Target", "TARGET", "target"}[i%9/3], Change: "added"}}
+		}
+		if i%5 == 0 {
+			r.Errors = 1
+		}
+		id := mustSave(t, s, r).ID
+		if i%3 == 0 {
+			wantUser = append(wantUser, id)
+		}
+		if i%5 == 0 {
+			wantErrors = append(wantErrors, id)
+		}
+	}
+	slices.Reverse(wantUser)
+	slices.Reverse(wantErrors)
+	collect := func(q RecordQuery) []int64 {
+		var ids []int64
+		for range 100 {
+			recs, next := mustRecords(t, s, "p", q)
+			ids = append(ids, recordIDs(recs)...)
+			if next == "" {
+				return ids
+			}
+			q.Cursor = next
+		}
+		t.Fatal("paging does not end")
+		return nil
+	}
+	if got := collect(RecordQuery{User: "target", Limit: 7}); !slices.Equal(got, wantUser) {
+		t.Errorf("user pages = %v\nwant %v", got, wantUser)
+	}
+	if got := collect(RecordQuery{ErrorsOnly: true, Limit: 4}); !slices.Equal(got, wantErrors) {
+		t.Errorf("errors pages = %v\nwant %v", got, wantErrors)
+	}
+}
+
+func suiteCounts(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	ctx := t.Context()
+	add := func(conn string, n, errs int, deprov bool, st RecordStatus) {
+		r := testRecord(conn, n)
+		r.Errors, r.Deprovision, r.Status = errs, deprov, st
+		mustSave(t, s, r)
+	}
+	add("a", 1, 0, false, StatusPending)
+	add("a", 2, 3, false, StatusPending)
+	add("a", 3, 0, true, StatusPending)
+	add("a", 4, 1, true, StatusPending)
+	add("a", 5, 1, true, StatusIgnored) // not pending: not counted
+	add("a", 6, 2, true, StatusForwarded)
+	add("b", 1, 0, true, StatusApproved)
+	if err := s.SetMode(ctx, "c", ModePreview); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := s.Connections(ctx)
+	want := []ConnectionInfo{
+		{Name: "a", Pending: 4, Errors: 2, Deprovisions: 2},
+		{Name: "b"},
+		{Name: "c", Mode: ModePreview},
+	}
+	if err != nil || !reflect.DeepEqual(infos, want) {
+		t.Errorf("Connections = %+v, %v\nwant %+v", infos, err, want)
+	}
+}
+
+func suiteLatestPending(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	ctx := t.Context()
+	save := func(r *Record, st RecordStatus, projected string) Record {
+		r.Status = st
+		if projected != "" {
+			r.Projected = json.RawMessage(projected)
+		}
+		return mustSave(t, s, r)
+	}
+	r1 := save(subjectRecord("c", "User", "u1", "Alice"), StatusPending, `{"v":1}`)
+	r2 := save(subjectRecord("c", "User", "u1", "", Subject{Kind: "user", ID: "u1", Key: "Alice"}), StatusPending, `{"v":2}`)
+	save(subjectRecord("c", "User", "u1", "Alice"), StatusIgnored, `{"v":3}`) // newest, not pending
+	r4 := save(subjectRecord("c", "Group", "u1", "Alice"), StatusPending, "") // same id, other type
+	save(subjectRecord("other", "User", "u1", "Alice"), StatusPending, `{"v":5}`)
+	r6 := save(subjectRecord("c", "User", "", "Bob@Example.com"), StatusPending, `{"v":6}`)
+	r7 := save(subjectRecord("c", "User", "", "bob@example.COM"), StatusPending, `{"v":7}`)
+	save(subjectRecord("c", "User", "u9", "approved-only"), StatusApproved, "")
+
+	cases := []struct {
+		typ, id, key string
+		want         int64 // 0: ErrNotFound
+	}{
+		{"User", "u1", "", r2.ID},
+		{"user", "u1", "", r2.ID},
+		{"User", "u1", "bob@example.com", r2.ID}, // the id decides when given
+		{"Group", "u1", "", r4.ID},
+		{"GROUP", "u1", "", r4.ID},
+		{"User", "U1", "", 0},
+		{"User", "", "BOB@example.com", r7.ID},
+		{"User", "", "alice", r1.ID}, // r2 has no key
+		{"Group", "", "alice", r4.ID},
+		{"User", "u9", "", 0},
+		{"User", "", "approved-only", 0},
+		{"User", "u-none", "", 0},
+		{"User", "", "", 0},
+		{"Thing", "u1", "", 0},
+	}
+	for _, c := range cases {
+		got, err := s.LatestPending(ctx, "c", c.typ, c.id, c.key)
+		switch {
+		case c.want == 0 && !errors.Is(err, ErrNotFound):
+			t.Errorf("LatestPending(%q, %q, %q) = %d, %v; want ErrNotFound", c.typ, c.id, c.key, got.ID, err)
+		case c.want != 0 && (err != nil || got.ID != c.want):
+			t.Errorf("LatestPending(%q, %q, %q) = %d, %v; want %d", c.typ, c.id, c.key, got.ID, err, c.want)
+		}
+	}
+	got, err := s.LatestPending(ctx, "c", "User", "u1", "")
+	if err != nil || compactJSON(t, got.Projected) != `{"v":2}` || !reflect.DeepEqual(got.Subjects, r2.Subjects) || got.Connection != "c" {
+		t.Errorf("LatestPending = %+v, %v", got, err)
+	}
+	if _, err := s.LatestPending(ctx, "nobody", "User", "u1", ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("LatestPending of an unknown connection: %v", err)
+	}
+	// Once the newest is decided, the one before it is the latest pending.
+	if n, err := s.DeleteRecords(ctx, "other"); err != nil || n != 1 {
+		t.Fatalf("DeleteRecords(other) = %d, %v", n, err)
+	}
+	if got, err := s.LatestPending(ctx, "c", "User", "", "bob@example.com"); err != nil || got.ID != r7.ID || r6.ID >= r7.ID {
+		t.Errorf("LatestPending by key = %d, %v", got.ID, err)
+	}
+}
+
+// subjectRows counts the rows of record_subjects of a connection, through the database.
+func subjectRows(t *testing.T, s Store, conn string) int64 {
+	t.Helper()
+	const q = `SELECT count(*) FROM record_subjects WHERE connection = $1`
+	var n int64
+	var err error
+	switch st := s.(type) {
+	case *SQLiteStore:
+		err = st.db.QueryRowContext(t.Context(), q, conn).Scan(&n)
+	case *PostgresStore:
+		err = st.pool.QueryRow(t.Context(), q, conn).Scan(&n)
+	default:
+		t.Fatalf("subjectRows: unknown store %T", s)
+	}
+	if err != nil {
+		t.Fatalf("counting subjects: %v", err)
+	}
+	return n
+}
+
+func suiteCascade(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	ctx := t.Context()
+	two := func(conn, id string, seen time.Time) {
+		r := subjectRecord(conn, "Group", id, id, Subject{Kind: "group", ID: id}, Subject{Kind: "user", ID: "u-" + id, Change: "added"})
+		r.CreatedAt, r.LastSeenAt = seen, seen
+		mustSave(t, s, r)
+	}
+	two("a", "g1", suiteT0)
+	two("a", "g2", suiteT0)
+	two("b", "g3", suiteT0.Add(-time.Hour))
+	two("b", "g4", suiteT0)
+	if a, b := subjectRows(t, s, "a"), subjectRows(t, s, "b"); a != 4 || b != 4 {
+		t.Fatalf("subject rows = %d, %d; want 4, 4", a, b)
+	}
+	if n, err := s.DeleteRecords(ctx, "a"); err != nil || n != 2 {
+		t.Fatalf("DeleteRecords(a) = %d, %v; want 2 (records, not subjects)", n, err)
+	}
+	if a, b := subjectRows(t, s, "a"), subjectRows(t, s, "b"); a != 0 || b != 4 {
+		t.Errorf("after DeleteRecords(a): subject rows = %d, %d; want 0, 4", a, b)
+	}
+	if n, err := s.Purge(ctx, suiteT0.Add(-time.Minute)); err != nil || n != 1 {
+		t.Fatalf("Purge = %d, %v; want 1", n, err)
+	}
+	if b := subjectRows(t, s, "b"); b != 2 {
+		t.Errorf("after Purge: subject rows of b = %d, want 2", b)
+	}
+	if recs, _ := mustRecords(t, s, "b", RecordQuery{User: "u-g3"}); len(recs) != 0 {
+		t.Errorf("a purged record's subject still matches: %v", recordIDs(recs))
 	}
 }

@@ -1,0 +1,331 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/scim-shadow/caddy-scim-shadow/rules"
+	"github.com/scim-shadow/caddy-scim-shadow/shadow"
+)
+
+// Prometheus metrics of scim-shadow.
+//
+// The collectors live at package level and are registered into the metrics registry of every
+// config Caddy loads (ctx.GetMetricsRegistry(), served by the `metrics` handler and the admin
+// endpoint's /metrics), so their values keep counting across config reloads instead of
+// starting again at zero.
+//
+// Label cardinality. Every label is bounded by configuration, except `connection`:
+//   - connection: one value per connection (IdP tenant). A static `connection` name adds one;
+//     a connection taken from a placeholder ({http.request.header.X-Tenant}) adds one per
+//     distinct value clients send, so authenticate or match tenants before scim_shadow when
+//     the name comes from a request.
+//   - mode: live, preview. outcome: forwarded, recorded, rejected, held, error.
+//   - operation: create, replace, patch, delete, bulk, read, search (store metrics: the
+//     store method, e.g. save_record).
+//   - resource: the resource types of the SCIM endpoints (User, Group), or the endpoint name
+//     of requests that span types (Bulk, Schemas…).
+//   - attribute and source: the targets and `from` paths of the configured mapping rules.
+//
+// So a series count is about connections × (resource types × operations × outcomes + mapped
+// attributes × sources) — tens of series per tenant.
+const metricsNamespace = "scim_shadow"
+
+var (
+	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Name:      "requests_total",
+		Help:      "SCIM requests handled by scim_shadow, by connection, mode, resource type, operation and outcome (forwarded, recorded, rejected, held, error).",
+	}, []string{"connection", "mode", "resource", "operation", "outcome"})
+
+	rewritesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Name:      "rewrites_total",
+		Help:      "Attributes a mapping rule filled from a fallback path (fallback_used findings), by target attribute and source path.",
+	}, []string{"connection", "resource", "attribute", "source"})
+
+	warningsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Name:      "warnings_total",
+		Help:      "Writes missing an attribute marked warn_if_missing (missing_attribute findings), by attribute.",
+	}, []string{"connection", "resource", "attribute"})
+
+	pendingRecords = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: metricsNamespace,
+		Name:      "pending_records",
+		Help:      "Recorded writes waiting for go-live or approval, by connection (refreshed from the store).",
+	}, []string{"connection"})
+
+	storeErrorsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Name:      "store_errors_total",
+		Help:      "Failed store operations (not-found answers and calls the caller canceled excluded), by operation.",
+	}, []string{"operation"})
+
+	storeDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metricsNamespace,
+		Name:      "store_duration_seconds",
+		Help:      "Duration of store operations, by operation.",
+		Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"operation"})
+
+	liveStateDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: metricsNamespace,
+		Name:      "live_state_duration_seconds",
+		Help:      "Time spent reading the live state of a resource from the backend through the next handler, per request that read it.",
+		Buckets:   prometheus.DefBuckets,
+	})
+)
+
+// collectors are every metric of the module, in registration order.
+var collectors = []prometheus.Collector{
+	requestsTotal, rewritesTotal, warningsTotal, pendingRecords,
+	storeErrorsTotal, storeDuration, liveStateDuration,
+}
+
+// storeOps are the operation labels of the instrumented store, by Store method.
+var storeOps = map[string]string{
+	"SaveRecord":    "save_record",
+	"Record":        "record",
+	"Records":       "records",
+	"DeleteRecords": "delete_records",
+	"Connections":   "connections",
+	"SetMode":       "set_mode",
+	"Modes":         "modes",
+	"LatestPending": "latest_pending",
+	"Purge":         "purge",
+	"Close":         "close",
+}
+
+func init() {
+	// Error counters exist at 0 from the start, so increase() and "> 0" alerts see the
+	// first error.
+	for _, op := range storeOps {
+		storeErrorsTotal.WithLabelValues(op)
+	}
+}
+
+// registerMetrics registers the collectors in a config's registry. A collector already
+// registered there (the same one) is fine.
+func registerMetrics(reg *prometheus.Registry) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range collectors {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) && are.ExistingCollector == c {
+				continue
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// countDecision updates the request, finding and latency metrics of one decision.
+func countDecision(d *shadow.Decision) {
+	resource := resourceLabel(d.Target)
+	requestsTotal.WithLabelValues(d.Connection, string(d.Mode), resource, string(d.Target.Op), string(d.Outcome)).Inc()
+	for _, f := range d.Findings {
+		switch f.Code {
+		case rules.CodeFallback:
+			rewritesTotal.WithLabelValues(d.Connection, resource, f.Attribute, f.Source).Inc()
+		case rules.CodeMissing:
+			warningsTotal.WithLabelValues(d.Connection, resource, f.Attribute).Inc()
+		}
+	}
+	if d.LiveStateDuration > 0 {
+		liveStateDuration.Observe(d.LiveStateDuration.Seconds())
+	}
+}
+
+// resourceLabel is the resource type of a request, or its endpoint when it spans types.
+func resourceLabel(t shadow.Target) string {
+	if t.ResourceType != "" {
+		return t.ResourceType
+	}
+	return t.Endpoint
+}
+
+// instrumentedStore times every store operation and counts its failures. Methods added to
+// shadow.Store later pass through the embedded store uninstrumented until they are added
+// here (TestMetricsStoreWrapperCoversStore says so).
+type instrumentedStore struct {
+	shadow.Store
+}
+
+// instrumentStore wraps st; the app uses the wrapped store for everything.
+func instrumentStore(st shadow.Store) shadow.Store {
+	if _, ok := st.(*instrumentedStore); ok {
+		return st
+	}
+	return &instrumentedStore{Store: st}
+}
+
+// observeStore records one store operation that began at began.
+func observeStore(op string, began time.Time, err error) {
+	storeDuration.WithLabelValues(op).Observe(time.Since(began).Seconds())
+	if err != nil && !errors.Is(err, shadow.ErrNotFound) && !errors.Is(err, context.Canceled) {
+		storeErrorsTotal.WithLabelValues(op).Inc()
+	}
+}
+
+func (s *instrumentedStore) SaveRecord(ctx context.Context, rec *shadow.Record) (shadow.Record, error) {
+	began := time.Now()
+	out, err := s.Store.SaveRecord(ctx, rec)
+	observeStore("save_record", began, err)
+	return out, err
+}
+
+func (s *instrumentedStore) Record(ctx context.Context, connection string, id int64) (shadow.Record, error) {
+	began := time.Now()
+	out, err := s.Store.Record(ctx, connection, id)
+	observeStore("record", began, err)
+	return out, err
+}
+
+func (s *instrumentedStore) Records(ctx context.Context, connection string, q shadow.RecordQuery) ([]shadow.Record, string, error) {
+	began := time.Now()
+	out, cursor, err := s.Store.Records(ctx, connection, q)
+	observeStore("records", began, err)
+	return out, cursor, err
+}
+
+func (s *instrumentedStore) DeleteRecords(ctx context.Context, connection string) (int64, error) {
+	began := time.Now()
+	n, err := s.Store.DeleteRecords(ctx, connection)
+	observeStore("delete_records", began, err)
+	return n, err
+}
+
+func (s *instrumentedStore) Connections(ctx context.Context) ([]shadow.ConnectionInfo, error) {
+	began := time.Now()
+	out, err := s.Store.Connections(ctx)
+	observeStore("connections", began, err)
+	return out, err
+}
+
+func (s *instrumentedStore) SetMode(ctx context.Context, connection string, mode shadow.Mode) error {
+	began := time.Now()
+	err := s.Store.SetMode(ctx, connection, mode)
+	observeStore("set_mode", began, err)
+	return err
+}
+
+func (s *instrumentedStore) Modes(ctx context.Context) (map[string]shadow.Mode, error) {
+	began := time.Now()
+	out, err := s.Store.Modes(ctx)
+	observeStore("modes", began, err)
+	return out, err
+}
+
+func (s *instrumentedStore) LatestPending(ctx context.Context, connection, resourceType, id, key string) (shadow.Record, error) {
+	began := time.Now()
+	out, err := s.Store.LatestPending(ctx, connection, resourceType, id, key)
+	observeStore("latest_pending", began, err)
+	return out, err
+}
+
+func (s *instrumentedStore) Purge(ctx context.Context, before time.Time) (int64, error) {
+	began := time.Now()
+	n, err := s.Store.Purge(ctx, before)
+	observeStore("purge", began, err)
+	return n, err
+}
+
+func (s *instrumentedStore) Close() error {
+	began := time.Now()
+	err := s.Store.Close()
+	observeStore("close", began, err)
+	return err
+}
+
+// pendingRefreshInterval is how often the app re-reads the pending backlog of every
+// connection; pendingMinGap bounds the refreshes that recorded writes trigger.
+const (
+	pendingRefreshInterval = 30 * time.Second
+	pendingMinGap          = time.Second
+)
+
+// pendingSeen holds the connection labels the pending gauge has, so that a connection that
+// left the store (its records cleared) is dropped from it.
+var pendingSeen = struct {
+	sync.Mutex
+	names map[string]struct{}
+}{names: map[string]struct{}{}}
+
+// refreshPending sets the pending gauge from the store's connection counts; configured
+// connections without records show 0.
+func refreshPending(ctx context.Context, st shadow.Store, configured map[string]shadow.Mode) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	infos, err := st.Connections(ctx)
+	if err != nil {
+		return err
+	}
+	now := make(map[string]int64, len(infos)+len(configured))
+	for name := range configured {
+		now[name] = 0
+	}
+	for _, info := range infos {
+		now[info.Name] = info.Pending
+	}
+	pendingSeen.Lock()
+	defer pendingSeen.Unlock()
+	for name := range pendingSeen.names {
+		if _, ok := now[name]; !ok {
+			pendingRecords.DeleteLabelValues(name)
+			delete(pendingSeen.names, name)
+		}
+	}
+	for name, n := range now {
+		pendingRecords.WithLabelValues(name).Set(float64(n))
+		pendingSeen.names[name] = struct{}{}
+	}
+	return nil
+}
+
+// pendingLoop refreshes the pending gauge at start, every pendingRefreshInterval, and after
+// recorded writes (kicks), at most once per pendingMinGap, until stop is closed.
+func (a *App) pendingLoop(stop <-chan struct{}, kick <-chan struct{}) {
+	tick := time.NewTicker(pendingRefreshInterval)
+	defer tick.Stop()
+	for {
+		began := time.Now()
+		if err := refreshPending(context.Background(), a.handle.store, a.defaultModes()); err != nil {
+			a.logger.Warn("refreshing the pending records metric", zap.Error(err))
+		}
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		case <-kick:
+			if wait := pendingMinGap - time.Since(began); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-stop:
+					t.Stop()
+					return
+				case <-t.C:
+				}
+			}
+		}
+	}
+}
+
+// kickPending asks for a refresh of the pending gauge soon; it never blocks.
+func (a *App) kickPending() {
+	if a.obs == nil {
+		return
+	}
+	select {
+	case a.obs.pendingKick <- struct{}{}:
+	default: // a refresh is already due
+	}
+}
