@@ -1,0 +1,425 @@
+package shadow
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/big"
+	"sort"
+	"strings"
+)
+
+// Diff works on encoding/json trees rather than gjson paths: it matches attribute names
+// case-insensitively, pairs array elements by value and compares values up to JSON
+// formatting (key order, whitespace, escapes, number spelling), none of which gjson
+// offers without decoding anyway.
+
+// Change is one difference between a live and a projected resource.
+type Change struct {
+	Op      string          `json:"op"`                // "add", "remove", "replace"
+	Path    string          `json:"path"`              // "favoriteColor", "name.givenName", "emails", "members", "urn:…:User:department"
+	Old     json.RawMessage `json:"old,omitempty"`     // the value before (remove, replace)
+	New     json.RawMessage `json:"new,omitempty"`     // the value after (add, replace)
+	Display string          `json:"display,omitempty"` // a member's display name (members changes), filled by the caller
+}
+
+// diffIgnored are top-level attributes Diff never reports: server-managed (id, meta,
+// schemas), write-only (password), or computed from other resources (a User's groups).
+var diffIgnored = map[string]bool{"id": true, "meta": true, "schemas": true, "password": true}
+
+// Diff lists projected − live. A nil or empty live is a create (everything added); a nil
+// projected is a delete (one change: op remove, path "", old = live).
+//
+// Attributes are compared by case-insensitive name; complex attributes per sub-attribute
+// ("name.givenName"), extension objects per attribute with URN-qualified paths
+// ("urn:…:User:department", "urn:…:User:manager.value"). Multi-valued attributes are
+// compared by value: one change per element added or removed, elements matched by "value"
+// (and "type" for emails, phoneNumbers and addresses), a matched element whose other
+// sub-attributes changed shown as replace. Group members give one change per member added
+// or removed, with old/new {"value", "display"?, "type"?}. References the backend computes
+// from a value ($ref, the manager's displayName) are not compared. Values equal up to JSON
+// formatting are no change; the result is sorted by path, then value.
+func Diff(live, projected []byte) []Change {
+	if isNullJSON(projected) {
+		if isNullJSON(live) {
+			return nil
+		}
+		return []Change{{Op: "remove", Path: "", Old: rawJSON(live)}}
+	}
+	a := decodeLoose(live)
+	b := decodeLoose(projected)
+	group := modelOf(a, b).group
+	var d differ
+	d.object(a, b, group)
+	d.sort()
+	return d.out
+}
+
+type differ struct {
+	out  []Change
+	keys []string // sort key (element value) per change
+}
+
+func (d *differ) add(op, path string, old, new any, key string) {
+	c := Change{Op: op, Path: path}
+	if old != nil {
+		c.Old = canonicalJSON(old)
+	}
+	if new != nil {
+		c.New = canonicalJSON(new)
+	}
+	d.out = append(d.out, c)
+	d.keys = append(d.keys, key)
+}
+
+// object compares two resources' top-level attributes.
+func (d *differ) object(a, b map[string]any, group bool) {
+	for _, name := range foldedNames(a, b) {
+		if diffIgnored[name] || (name == "groups" && !group) {
+			continue
+		}
+		ka, va := pickFold(a, name)
+		kb, vb := pickFold(b, name)
+		path := kb
+		if path == "" {
+			path = ka
+		}
+		ma, aObj := va.(map[string]any)
+		mb, bObj := vb.(map[string]any)
+		if strings.HasPrefix(name, "urn:") && (aObj || va == nil) && (bObj || vb == nil) && (aObj || bObj) {
+			// An extension: one change per attribute, URN-qualified.
+			for _, sub := range foldedNames(ma, mb) {
+				ksa, sa := pickFold(ma, sub)
+				ksb, sb := pickFold(mb, sub)
+				sp := ksb
+				if sp == "" {
+					sp = ksa
+				}
+				d.attribute(path+":"+sp, sp, sa, sb)
+			}
+			continue
+		}
+		d.attribute(path, path, va, vb)
+	}
+}
+
+// attribute compares one attribute; name is its bare name (for members, emails, …).
+func (d *differ) attribute(path, name string, a, b any) {
+	if a == nil && b == nil {
+		return
+	}
+	la, aList := a.([]any)
+	lb, bList := b.([]any)
+	if (aList || a == nil) && (bList || b == nil) {
+		d.multi(path, name, la, lb)
+		return
+	}
+	ma, aObj := a.(map[string]any)
+	mb, bObj := b.(map[string]any)
+	if (aObj || a == nil) && (bObj || b == nil) {
+		for _, sub := range foldedNames(ma, mb) {
+			if sub == "$ref" || (sub == "displayname" && strings.EqualFold(name, "manager")) {
+				continue // computed by the backend from the value
+			}
+			ksa, sa := pickFold(ma, sub)
+			ksb, sb := pickFold(mb, sub)
+			sp := ksb
+			if sp == "" {
+				sp = ksa
+			}
+			d.scalar(path+"."+sp, sa, sb)
+		}
+		return
+	}
+	d.scalar(path, a, b)
+}
+
+// scalar compares two values as wholes.
+func (d *differ) scalar(path string, a, b any) {
+	switch {
+	case a == nil && b == nil:
+	case a == nil:
+		d.add("add", path, nil, b, "")
+	case b == nil:
+		d.add("remove", path, a, nil, "")
+	case !sameJSON(a, b):
+		d.add("replace", path, a, b, "")
+	}
+}
+
+// multi compares two multi-valued attributes element by element.
+func (d *differ) multi(path, name string, a, b []any) {
+	members := strings.EqualFold(name, "members")
+	typed := strings.EqualFold(name, "emails") || strings.EqualFold(name, "phoneNumbers") || strings.EqualFold(name, "addresses")
+	type group struct{ a, b []any }
+	groups := map[string]*group{}
+	var order []string
+	at := func(k string) *group {
+		g := groups[k]
+		if g == nil {
+			g = &group{}
+			groups[k] = g
+			order = append(order, k)
+		}
+		return g
+	}
+	for _, el := range a {
+		if el != nil {
+			g := at(elementKey(el, members, typed))
+			g.a = append(g.a, el)
+		}
+	}
+	for _, el := range b {
+		if el != nil {
+			g := at(elementKey(el, members, typed))
+			g.b = append(g.b, el)
+		}
+	}
+	sort.Strings(order)
+	for _, k := range order {
+		g := groups[k]
+		n := min(len(g.a), len(g.b))
+		for i := range n {
+			if !members && !sameElement(g.a[i], g.b[i]) {
+				d.add("replace", path, g.a[i], g.b[i], sortValue(g.b[i]))
+			}
+		}
+		for _, el := range g.a[n:] {
+			if members {
+				el = memberView(el)
+			}
+			d.add("remove", path, el, nil, sortValue(el))
+		}
+		for _, el := range g.b[n:] {
+			if members {
+				el = memberView(el)
+			}
+			d.add("add", path, nil, el, sortValue(el))
+		}
+	}
+}
+
+// elementKey is what pairs an element of a multi-valued attribute across live and
+// projected: its "value" (and "type" for emails, phone numbers and addresses), or the whole
+// element when it has neither.
+func elementKey(el any, members, typed bool) string {
+	m, ok := el.(map[string]any)
+	if !ok {
+		return "j\x00" + string(canonicalJSON(el))
+	}
+	_, v := findFold(m, "value")
+	if members {
+		if v != nil {
+			return "v\x00" + string(canonicalJSON(v))
+		}
+		return "j\x00" + string(canonicalJSON(withoutRef(m)))
+	}
+	var t any
+	if typed {
+		_, t = findFold(m, "type")
+		if s, ok := t.(string); ok {
+			t = strings.ToLower(s)
+		}
+	}
+	if v == nil && t == nil {
+		return "j\x00" + string(canonicalJSON(withoutRef(m)))
+	}
+	return "v\x00" + string(canonicalJSON(v)) + "\x00" + string(canonicalJSON(t))
+}
+
+// sameElement compares two elements up to formatting, name case and computed references.
+func sameElement(a, b any) bool {
+	ma, ok1 := a.(map[string]any)
+	mb, ok2 := b.(map[string]any)
+	if ok1 && ok2 {
+		return sameJSON(withoutRef(ma), withoutRef(mb))
+	}
+	return sameJSON(a, b)
+}
+
+func withoutRef(m map[string]any) map[string]any {
+	if k, _ := findFold(m, "$ref"); k == "" {
+		return m
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if !strings.EqualFold(k, "$ref") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// memberView is a member as a change shows it: value, and display and type when known.
+func memberView(el any) any {
+	m, ok := el.(map[string]any)
+	if !ok {
+		return el
+	}
+	out := map[string]any{}
+	for _, k := range []string{"value", "display", "type"} {
+		if _, v := findFold(m, k); v != nil {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 {
+		return withoutRef(m)
+	}
+	return out
+}
+
+// sortValue is the element's "value" as text, for ordering changes.
+func sortValue(el any) string {
+	if m, ok := el.(map[string]any); ok {
+		if _, v := findFold(m, "value"); v != nil {
+			if s, ok := v.(string); ok {
+				return s
+			}
+			return string(canonicalJSON(v))
+		}
+	}
+	return string(canonicalJSON(el))
+}
+
+// sort orders changes by path, then value, then op and the values themselves.
+func (d *differ) sort() {
+	idx := make([]int, len(d.out))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(x, y int) bool {
+		a, b := &d.out[idx[x]], &d.out[idx[y]]
+		if a.Path != b.Path {
+			return a.Path < b.Path
+		}
+		if ka, kb := d.keys[idx[x]], d.keys[idx[y]]; ka != kb {
+			return ka < kb
+		}
+		if a.Op != b.Op {
+			return a.Op < b.Op
+		}
+		if c := bytes.Compare(a.Old, b.Old); c != 0 {
+			return c < 0
+		}
+		return bytes.Compare(a.New, b.New) < 0
+	})
+	out := make([]Change, len(idx))
+	for i, j := range idx {
+		out[i] = d.out[j]
+	}
+	d.out = out
+}
+
+// foldedNames is the sorted union of the lower-cased keys of a and b.
+func foldedNames(a, b map[string]any) []string {
+	set := map[string]bool{}
+	for k := range a {
+		set[strings.ToLower(k)] = true
+	}
+	for k := range b {
+		set[strings.ToLower(k)] = true
+	}
+	names := make([]string, 0, len(set))
+	for k := range set {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// pickFold is the key of m whose lower case is lower (the first in sorted order when
+// several are) and its value; JSON null counts as absent.
+func pickFold(m map[string]any, lower string) (string, any) {
+	found := ""
+	for k := range m {
+		if strings.ToLower(k) == lower && (found == "" || k < found) {
+			found = k
+		}
+	}
+	if found == "" {
+		return "", nil
+	}
+	return found, m[found]
+}
+
+// sameJSON compares decoded JSON values: objects by case-insensitive names (null members
+// counting as absent), numbers by value.
+func sameJSON(a, b any) bool {
+	switch av := a.(type) {
+	case map[string]any:
+		bv, ok := b.(map[string]any)
+		if !ok {
+			return false
+		}
+		for _, name := range foldedNames(av, bv) {
+			_, x := pickFold(av, name)
+			_, y := pickFold(bv, name)
+			if (x == nil) != (y == nil) || !sameJSON(x, y) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		bv, ok := b.([]any)
+		if !ok || len(av) != len(bv) {
+			return false
+		}
+		for i := range av {
+			if !sameJSON(av[i], bv[i]) {
+				return false
+			}
+		}
+		return true
+	case json.Number:
+		bv, ok := b.(json.Number)
+		if !ok {
+			return false
+		}
+		if av == bv {
+			return true
+		}
+		x, ok1 := new(big.Float).SetString(string(av))
+		y, ok2 := new(big.Float).SetString(string(bv))
+		return ok1 && ok2 && x.Cmp(y) == 0
+	case nil:
+		return b == nil
+	default: // string, bool
+		return a == b
+	}
+}
+
+// canonicalJSON is v as compact JSON with sorted keys and without HTML escaping.
+func canonicalJSON(v any) json.RawMessage {
+	raw, err := encodeJSON(v)
+	if err != nil {
+		return json.RawMessage("null")
+	}
+	return raw
+}
+
+// decodeLoose decodes a resource for Diff: anything but a JSON object is an empty one.
+func decodeLoose(raw []byte) map[string]any {
+	var v any
+	if decodeJSON(raw, &v) != nil {
+		return map[string]any{}
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return map[string]any{}
+	}
+	return m
+}
+
+func isNullJSON(raw []byte) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) == 0 || string(t) == "null"
+}
+
+// rawJSON is raw compacted, or as a JSON string when it is not valid JSON.
+func rawJSON(raw []byte) json.RawMessage {
+	var buf bytes.Buffer
+	if json.Valid(raw) && json.Compact(&buf, raw) == nil {
+		return buf.Bytes()
+	}
+	s, _ := json.Marshal(string(raw))
+	return s
+}
