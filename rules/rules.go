@@ -51,11 +51,11 @@ const (
 
 // Finding is one thing a rewrite noticed or did.
 type Finding struct {
-	Severity  string `json:"severity"`         // "warning" or "info"
-	Code      string `json:"code"`             // one of the Code… constants
-	Attribute string `json:"attribute"`        // the rule's target path (or dropped path)
-	Source    string `json:"source,omitempty"` // the from path that was used, as written in the rule
-	Path      string `json:"path,omitempty"`   // for predicted errors: the path in the request the error is about
+	Severity  string `json:"severity"`            // "warning" or "info"
+	Code      string `json:"code"`                // one of the Code… constants
+	Attribute string `json:"attribute,omitempty"` // the rule's target path (or dropped path)
+	Source    string `json:"source,omitempty"`    // the from path that was used, as written in the rule
+	Path      string `json:"path,omitempty"`      // for predicted errors: the path in the request the error is about
 	Message   string `json:"message"`
 }
 
