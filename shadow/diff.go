@@ -23,11 +23,13 @@ type Change struct {
 }
 
 // diffIgnored are top-level attributes Diff never reports: server-managed (id, meta,
-// schemas), write-only (password), or computed from other resources (a User's groups).
-var diffIgnored = map[string]bool{"id": true, "meta": true, "schemas": true, "password": true}
+// schemas), or computed from other resources (a User's groups). Passwords, write-only and
+// secret, are dropped at any depth before comparing.
+var diffIgnored = map[string]bool{"id": true, "meta": true, "schemas": true}
 
 // Diff lists projected − live. A nil or empty live is a create (everything added); a nil
-// projected is a delete (one change: op remove, path "", old = live).
+// projected is a delete (one change: op remove, path "", old = live). id, meta, schemas and a
+// User's groups are not compared, and password attributes (at any depth) never appear.
 //
 // Attributes are compared by case-insensitive name; complex attributes per sub-attribute
 // ("name.givenName"), extension objects per attribute with URN-qualified paths
@@ -39,46 +41,48 @@ var diffIgnored = map[string]bool{"id": true, "meta": true, "schemas": true, "pa
 // from a value ($ref, the manager's displayName) are not compared. Values equal up to JSON
 // formatting are no change; the result is sorted by path, then value.
 func Diff(live, projected []byte) []Change {
-	if isNullJSON(projected) {
-		if isNullJSON(live) {
+	if isNullOrEmptyJSON(projected) {
+		if isNullOrEmptyJSON(live) {
 			return nil
 		}
-		return []Change{{Op: "remove", Path: "", Old: rawJSON(live)}}
+		return []Change{{Op: "remove", Path: "", Old: withoutPasswordsRaw(live)}}
 	}
-	a := decodeLoose(live)
-	b := decodeLoose(projected)
+	a := decodeObjectLoose(live)
+	b := decodeObjectLoose(projected)
+	dropPasswords(a) // at any depth: a diff is stored and shown
+	dropPasswords(b)
 	group := modelOf(a, b).group
-	var d differ
+	var d changeLister
 	d.object(a, b, group)
 	d.sort()
 	return d.out
 }
 
-type differ struct {
+type changeLister struct {
 	out  []Change
 	keys []string // sort key (element value) per change
 }
 
-func (d *differ) add(op, path string, old, new any, key string) {
+func (d *changeLister) add(op, path string, old, new any, key string) {
 	c := Change{Op: op, Path: path}
 	if old != nil {
-		c.Old = canonicalJSON(old)
+		c.Old = canonicalJSONValue(old)
 	}
 	if new != nil {
-		c.New = canonicalJSON(new)
+		c.New = canonicalJSONValue(new)
 	}
 	d.out = append(d.out, c)
 	d.keys = append(d.keys, key)
 }
 
 // object compares two resources' top-level attributes.
-func (d *differ) object(a, b map[string]any, group bool) {
-	for _, name := range foldedNames(a, b) {
+func (d *changeLister) object(a, b map[string]any, group bool) {
+	for _, name := range foldedKeyNames(a, b) {
 		if diffIgnored[name] || (name == "groups" && !group) {
 			continue
 		}
-		ka, va := pickFold(a, name)
-		kb, vb := pickFold(b, name)
+		ka, va := pickKeyFold(a, name)
+		kb, vb := pickKeyFold(b, name)
 		path := kb
 		if path == "" {
 			path = ka
@@ -87,9 +91,9 @@ func (d *differ) object(a, b map[string]any, group bool) {
 		mb, bObj := vb.(map[string]any)
 		if strings.HasPrefix(name, "urn:") && (aObj || va == nil) && (bObj || vb == nil) && (aObj || bObj) {
 			// An extension: one change per attribute, URN-qualified.
-			for _, sub := range foldedNames(ma, mb) {
-				ksa, sa := pickFold(ma, sub)
-				ksb, sb := pickFold(mb, sub)
+			for _, sub := range foldedKeyNames(ma, mb) {
+				ksa, sa := pickKeyFold(ma, sub)
+				ksb, sb := pickKeyFold(mb, sub)
 				sp := ksb
 				if sp == "" {
 					sp = ksa
@@ -103,7 +107,7 @@ func (d *differ) object(a, b map[string]any, group bool) {
 }
 
 // attribute compares one attribute; name is its bare name (for members, emails, …).
-func (d *differ) attribute(path, name string, a, b any) {
+func (d *changeLister) attribute(path, name string, a, b any) {
 	if a == nil && b == nil {
 		return
 	}
@@ -116,12 +120,12 @@ func (d *differ) attribute(path, name string, a, b any) {
 	ma, aObj := a.(map[string]any)
 	mb, bObj := b.(map[string]any)
 	if (aObj || a == nil) && (bObj || b == nil) {
-		for _, sub := range foldedNames(ma, mb) {
+		for _, sub := range foldedKeyNames(ma, mb) {
 			if sub == "$ref" || (sub == "displayname" && strings.EqualFold(name, "manager")) {
 				continue // computed by the backend from the value
 			}
-			ksa, sa := pickFold(ma, sub)
-			ksb, sb := pickFold(mb, sub)
+			ksa, sa := pickKeyFold(ma, sub)
+			ksb, sb := pickKeyFold(mb, sub)
 			sp := ksb
 			if sp == "" {
 				sp = ksa
@@ -134,20 +138,20 @@ func (d *differ) attribute(path, name string, a, b any) {
 }
 
 // scalar compares two values as wholes.
-func (d *differ) scalar(path string, a, b any) {
+func (d *changeLister) scalar(path string, a, b any) {
 	switch {
 	case a == nil && b == nil:
 	case a == nil:
 		d.add("add", path, nil, b, "")
 	case b == nil:
 		d.add("remove", path, a, nil, "")
-	case !sameJSON(a, b):
+	case !sameJSONValue(a, b):
 		d.add("replace", path, a, b, "")
 	}
 }
 
 // multi compares two multi-valued attributes element by element.
-func (d *differ) multi(path, name string, a, b []any) {
+func (d *changeLister) multi(path, name string, a, b []any) {
 	members := strings.EqualFold(name, "members")
 	typed := strings.EqualFold(name, "emails") || strings.EqualFold(name, "phoneNumbers") || strings.EqualFold(name, "addresses")
 	type group struct{ a, b []any }
@@ -164,13 +168,13 @@ func (d *differ) multi(path, name string, a, b []any) {
 	}
 	for _, el := range a {
 		if el != nil {
-			g := at(elementKey(el, members, typed))
+			g := at(multiValueKey(el, members, typed))
 			g.a = append(g.a, el)
 		}
 	}
 	for _, el := range b {
 		if el != nil {
-			g := at(elementKey(el, members, typed))
+			g := at(multiValueKey(el, members, typed))
 			g.b = append(g.b, el)
 		}
 	}
@@ -179,65 +183,65 @@ func (d *differ) multi(path, name string, a, b []any) {
 		g := groups[k]
 		n := min(len(g.a), len(g.b))
 		for i := range n {
-			if !members && !sameElement(g.a[i], g.b[i]) {
-				d.add("replace", path, g.a[i], g.b[i], sortValue(g.b[i]))
+			if !members && !sameMultiValue(g.a[i], g.b[i]) {
+				d.add("replace", path, g.a[i], g.b[i], changeSortValue(g.b[i]))
 			}
 		}
 		for _, el := range g.a[n:] {
 			if members {
-				el = memberView(el)
+				el = memberChangeValue(el)
 			}
-			d.add("remove", path, el, nil, sortValue(el))
+			d.add("remove", path, el, nil, changeSortValue(el))
 		}
 		for _, el := range g.b[n:] {
 			if members {
-				el = memberView(el)
+				el = memberChangeValue(el)
 			}
-			d.add("add", path, nil, el, sortValue(el))
+			d.add("add", path, nil, el, changeSortValue(el))
 		}
 	}
 }
 
-// elementKey is what pairs an element of a multi-valued attribute across live and
+// multiValueKey is what pairs an element of a multi-valued attribute across live and
 // projected: its "value" (and "type" for emails, phone numbers and addresses), or the whole
 // element when it has neither.
-func elementKey(el any, members, typed bool) string {
+func multiValueKey(el any, members, typed bool) string {
 	m, ok := el.(map[string]any)
 	if !ok {
-		return "j\x00" + string(canonicalJSON(el))
+		return "j\x00" + string(canonicalJSONValue(el))
 	}
-	_, v := findFold(m, "value")
+	_, v := findKeyFold(m, "value")
 	if members {
 		if v != nil {
-			return "v\x00" + string(canonicalJSON(v))
+			return "v\x00" + string(canonicalJSONValue(v))
 		}
-		return "j\x00" + string(canonicalJSON(withoutRef(m)))
+		return "j\x00" + string(canonicalJSONValue(withoutRefAttr(m)))
 	}
 	var t any
 	if typed {
-		_, t = findFold(m, "type")
+		_, t = findKeyFold(m, "type")
 		if s, ok := t.(string); ok {
 			t = strings.ToLower(s)
 		}
 	}
 	if v == nil && t == nil {
-		return "j\x00" + string(canonicalJSON(withoutRef(m)))
+		return "j\x00" + string(canonicalJSONValue(withoutRefAttr(m)))
 	}
-	return "v\x00" + string(canonicalJSON(v)) + "\x00" + string(canonicalJSON(t))
+	return "v\x00" + string(canonicalJSONValue(v)) + "\x00" + string(canonicalJSONValue(t))
 }
 
-// sameElement compares two elements up to formatting, name case and computed references.
-func sameElement(a, b any) bool {
+// sameMultiValue compares two elements up to formatting, name case and computed references.
+func sameMultiValue(a, b any) bool {
 	ma, ok1 := a.(map[string]any)
 	mb, ok2 := b.(map[string]any)
 	if ok1 && ok2 {
-		return sameJSON(withoutRef(ma), withoutRef(mb))
+		return sameJSONValue(withoutRefAttr(ma), withoutRefAttr(mb))
 	}
-	return sameJSON(a, b)
+	return sameJSONValue(a, b)
 }
 
-func withoutRef(m map[string]any) map[string]any {
-	if k, _ := findFold(m, "$ref"); k == "" {
+func withoutRefAttr(m map[string]any) map[string]any {
+	if k, _ := findKeyFold(m, "$ref"); k == "" {
 		return m
 	}
 	out := make(map[string]any, len(m))
@@ -249,39 +253,39 @@ func withoutRef(m map[string]any) map[string]any {
 	return out
 }
 
-// memberView is a member as a change shows it: value, and display and type when known.
-func memberView(el any) any {
+// memberChangeValue is a member as a change shows it: value, and display and type when known.
+func memberChangeValue(el any) any {
 	m, ok := el.(map[string]any)
 	if !ok {
 		return el
 	}
 	out := map[string]any{}
 	for _, k := range []string{"value", "display", "type"} {
-		if _, v := findFold(m, k); v != nil {
+		if _, v := findKeyFold(m, k); v != nil {
 			out[k] = v
 		}
 	}
 	if len(out) == 0 {
-		return withoutRef(m)
+		return withoutRefAttr(m)
 	}
 	return out
 }
 
-// sortValue is the element's "value" as text, for ordering changes.
-func sortValue(el any) string {
+// changeSortValue is the element's "value" as text, for ordering changes.
+func changeSortValue(el any) string {
 	if m, ok := el.(map[string]any); ok {
-		if _, v := findFold(m, "value"); v != nil {
+		if _, v := findKeyFold(m, "value"); v != nil {
 			if s, ok := v.(string); ok {
 				return s
 			}
-			return string(canonicalJSON(v))
+			return string(canonicalJSONValue(v))
 		}
 	}
-	return string(canonicalJSON(el))
+	return string(canonicalJSONValue(el))
 }
 
 // sort orders changes by path, then value, then op and the values themselves.
-func (d *differ) sort() {
+func (d *changeLister) sort() {
 	idx := make([]int, len(d.out))
 	for i := range idx {
 		idx[i] = i
@@ -309,8 +313,8 @@ func (d *differ) sort() {
 	d.out = out
 }
 
-// foldedNames is the sorted union of the lower-cased keys of a and b.
-func foldedNames(a, b map[string]any) []string {
+// foldedKeyNames is the sorted union of the lower-cased keys of a and b.
+func foldedKeyNames(a, b map[string]any) []string {
 	set := map[string]bool{}
 	for k := range a {
 		set[strings.ToLower(k)] = true
@@ -326,9 +330,9 @@ func foldedNames(a, b map[string]any) []string {
 	return names
 }
 
-// pickFold is the key of m whose lower case is lower (the first in sorted order when
+// pickKeyFold is the key of m whose lower case is lower (the first in sorted order when
 // several are) and its value; JSON null counts as absent.
-func pickFold(m map[string]any, lower string) (string, any) {
+func pickKeyFold(m map[string]any, lower string) (string, any) {
 	found := ""
 	for k := range m {
 		if strings.ToLower(k) == lower && (found == "" || k < found) {
@@ -341,19 +345,19 @@ func pickFold(m map[string]any, lower string) (string, any) {
 	return found, m[found]
 }
 
-// sameJSON compares decoded JSON values: objects by case-insensitive names (null members
+// sameJSONValue compares decoded JSON values: objects by case-insensitive names (null members
 // counting as absent), numbers by value.
-func sameJSON(a, b any) bool {
+func sameJSONValue(a, b any) bool {
 	switch av := a.(type) {
 	case map[string]any:
 		bv, ok := b.(map[string]any)
 		if !ok {
 			return false
 		}
-		for _, name := range foldedNames(av, bv) {
-			_, x := pickFold(av, name)
-			_, y := pickFold(bv, name)
-			if (x == nil) != (y == nil) || !sameJSON(x, y) {
+		for _, name := range foldedKeyNames(av, bv) {
+			_, x := pickKeyFold(av, name)
+			_, y := pickKeyFold(bv, name)
+			if (x == nil) != (y == nil) || !sameJSONValue(x, y) {
 				return false
 			}
 		}
@@ -364,7 +368,7 @@ func sameJSON(a, b any) bool {
 			return false
 		}
 		for i := range av {
-			if !sameJSON(av[i], bv[i]) {
+			if !sameJSONValue(av[i], bv[i]) {
 				return false
 			}
 		}
@@ -387,19 +391,19 @@ func sameJSON(a, b any) bool {
 	}
 }
 
-// canonicalJSON is v as compact JSON with sorted keys and without HTML escaping.
-func canonicalJSON(v any) json.RawMessage {
-	raw, err := encodeJSON(v)
+// canonicalJSONValue is v as compact JSON with sorted keys and without HTML escaping.
+func canonicalJSONValue(v any) json.RawMessage {
+	raw, err := encodeJSONCompact(v)
 	if err != nil {
 		return json.RawMessage("null")
 	}
 	return raw
 }
 
-// decodeLoose decodes a resource for Diff: anything but a JSON object is an empty one.
-func decodeLoose(raw []byte) map[string]any {
+// decodeObjectLoose decodes a resource for Diff: anything but a JSON object is an empty one.
+func decodeObjectLoose(raw []byte) map[string]any {
 	var v any
-	if decodeJSON(raw, &v) != nil {
+	if decodeJSONNumbers(raw, &v) != nil {
 		return map[string]any{}
 	}
 	m, ok := v.(map[string]any)
@@ -409,16 +413,18 @@ func decodeLoose(raw []byte) map[string]any {
 	return m
 }
 
-func isNullJSON(raw []byte) bool {
+func isNullOrEmptyJSON(raw []byte) bool {
 	t := bytes.TrimSpace(raw)
 	return len(t) == 0 || string(t) == "null"
 }
 
-// rawJSON is raw compacted, or as a JSON string when it is not valid JSON.
-func rawJSON(raw []byte) json.RawMessage {
-	var buf bytes.Buffer
-	if json.Valid(raw) && json.Compact(&buf, raw) == nil {
-		return buf.Bytes()
+// withoutPasswordsRaw is raw as canonical JSON without password attributes; JSON that does
+// not decode is kept as a JSON string.
+func withoutPasswordsRaw(raw []byte) json.RawMessage {
+	var v any
+	if json.Valid(raw) && decodeJSONNumbers(raw, &v) == nil {
+		dropPasswords(v)
+		return canonicalJSONValue(v)
 	}
 	s, _ := json.Marshal(string(raw))
 	return s

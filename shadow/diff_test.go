@@ -2,6 +2,7 @@ package shadow_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/scim-shadow/caddy-scim-shadow/shadow"
@@ -171,5 +172,28 @@ func TestDiffOrderingIsDeterministic(t *testing.T) {
 		{"op":"replace","path":"zeta","old":"1","new":"2"}]`
 	for range 20 { // map iteration order varies between runs
 		dtAssert(t, live, projected, want)
+	}
+}
+
+func TestDiffNeverShowsPasswords(t *testing.T) {
+	ext := "urn:example:params:scim:schemas:extension:custom:2.0:User"
+	projected := `{"userName":"u","password":"top-Secret","` + ext + `":{"password":"ext-Secret","x":"1"},` +
+		`"name":{"givenName":"G","PassWord":"sub-Secret"},"roles":[{"value":"r","password":"el-Secret"}]}`
+	for _, d := range [][]shadow.Change{shadow.Diff(nil, []byte(projected)), shadow.Diff([]byte(projected), nil)} {
+		raw, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(raw), "Secret") || strings.Contains(strings.ToLower(string(raw)), "password") {
+			t.Errorf("password in diff: %s", raw)
+		}
+	}
+	// A projection never carries one either, even in a custom extension.
+	out, err := shadow.ApplyPatch([]byte(idpUser), []byte(ptPatchBody(`[{"op":"add","path":"`+ext+`:password","value":"p-Secret"},{"op":"replace","path":"password","value":"q-Secret"}]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "Secret") {
+		t.Errorf("password in projection: %s", out)
 	}
 }

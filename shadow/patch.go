@@ -100,7 +100,8 @@ func (e *PatchError) Error() string {
 	return b.String()
 }
 
-func refuse(scimType, path, format string, args ...any) *PatchError {
+// refusal is a *PatchError for the message as a whole (Index -1 until the caller sets it).
+func refusal(scimType, path, format string, args ...any) *PatchError {
 	return &PatchError{Index: -1, ScimType: scimType, Path: path, Message: fmt.Sprintf(format, args...)}
 }
 
@@ -108,7 +109,7 @@ func refuse(scimType, path, format string, args ...any) *PatchError {
 // returns the new resource. The error is a *PatchError for a message the backend would
 // refuse; any other error means resource is not a JSON object. The result has the shape the
 // backend returns on GET: id, meta and a user's groups are kept from resource, schemas lists
-// the schemas in use, password is never included.
+// the schemas in use, and no password attribute (at any depth) is included.
 func ApplyPatch(resource, patchOp []byte) ([]byte, error) {
 	live, err := decodeResource(resource)
 	if err != nil {
@@ -123,8 +124,8 @@ func ApplyPatch(resource, patchOp []byte) ([]byte, error) {
 	if perr != nil {
 		return nil, perr
 	}
-	doc := storedForm(live, m)
-	before := cloneValue(doc).(map[string]any)
+	doc := storedResourceForm(live, m)
+	before := cloneJSON(doc).(map[string]any)
 	for i, op := range ops {
 		if perr := m.applyOperation(doc, op); perr != nil {
 			perr.Index = i
@@ -161,8 +162,8 @@ func ApplyReplace(current, body []byte) ([]byte, error) {
 		return nil, perr
 	}
 	var keep map[string]any
-	if k, pw := findFold(cur, "password"); k != "" {
-		if bk, _ := findFold(b, "password"); bk == "" {
+	if k, pw := findKeyFold(cur, "password"); k != "" {
+		if bk, _ := findKeyFold(b, "password"); bk == "" {
 			keep = map[string]any{"password": pw}
 		}
 	}
@@ -221,7 +222,7 @@ func (a *attrDef) subFor(name string, obj map[string]any) *attrDef {
 	if !a.unknown {
 		return a.sub(name)
 	}
-	if k, _ := findFold(obj, name); k != "" {
+	if k, _ := findKeyFold(obj, name); k != "" {
 		name = k
 	}
 	return &attrDef{name: name, unknown: true}
@@ -337,9 +338,9 @@ func modelOf(primary, secondary map[string]any) *resourceModel {
 		if doc == nil {
 			continue
 		}
-		_, meta := findFold(doc, "meta")
+		_, meta := findKeyFold(doc, "meta")
 		if mm, ok := meta.(map[string]any); ok {
-			_, rt := findFold(mm, "resourceType")
+			_, rt := findKeyFold(mm, "resourceType")
 			if s, ok := rt.(string); ok {
 				switch {
 				case strings.EqualFold(s, "Group"):
@@ -349,7 +350,7 @@ func modelOf(primary, secondary map[string]any) *resourceModel {
 				}
 			}
 		}
-		_, schemas := findFold(doc, "schemas")
+		_, schemas := findKeyFold(doc, "schemas")
 		if list, ok := schemas.([]any); ok {
 			for _, s := range list {
 				if str, ok := s.(string); ok {
@@ -367,13 +368,13 @@ func modelOf(primary, secondary map[string]any) *resourceModel {
 		if doc == nil {
 			continue
 		}
-		if k, _ := findFold(doc, "userName"); k != "" {
+		if k, _ := findKeyFold(doc, "userName"); k != "" {
 			return userModel
 		}
-		if k, _ := findFold(doc, "members"); k != "" {
+		if k, _ := findKeyFold(doc, "members"); k != "" {
 			return groupModel
 		}
-		if k, _ := findFold(doc, "displayName"); k != "" {
+		if k, _ := findKeyFold(doc, "displayName"); k != "" {
 			return groupModel
 		}
 	}
@@ -464,9 +465,9 @@ type pathlessEntry struct {
 // are far shorter; a longer one is refused like one that does not parse.
 const maxPathLen = 4096
 
-// parsePath parses a SCIM attribute path with filter-parser; a panic in the parser on
+// parseSCIMPath parses a SCIM attribute path with filter-parser; a panic in the parser on
 // hostile input is turned into an error.
-func parsePath(s string) (p filter.Path, err error) {
+func parseSCIMPath(s string) (p filter.Path, err error) {
 	if len(s) > maxPathLen {
 		return p, fmt.Errorf("path of %d bytes is longer than %d", len(s), maxPathLen)
 	}
@@ -478,7 +479,9 @@ func parsePath(s string) (p filter.Path, err error) {
 	return filter.ParsePath([]byte(s))
 }
 
-func decodeJSON(raw []byte, v any) error {
+// decodeJSONNumbers decodes the first JSON value of raw into v with numbers as json.Number,
+// as elimity and the backend decode (trailing data is ignored).
+func decodeJSONNumbers(raw []byte, v any) error {
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
 	return d.Decode(v)
@@ -489,14 +492,14 @@ func (m *resourceModel) parsePatch(body []byte) ([]patchOperation, *PatchError) 
 		Schemas    []string
 		Operations []json.RawMessage
 	}
-	if err := decodeJSON(body, &req); err != nil {
-		return nil, refuse(scimTypeInvalidSyntax, "", "the body is not a PatchOp message: %v", err)
+	if err := decodeJSONNumbers(body, &req); err != nil {
+		return nil, refusal(scimTypeInvalidSyntax, "", "the body is not a PatchOp message: %v", err)
 	}
 	if len(req.Schemas) != 1 || req.Schemas[0] != scimPatchOpURN {
-		return nil, refuse(scimTypeInvalidValue, "", "schemas must be exactly [%q]", scimPatchOpURN)
+		return nil, refusal(scimTypeInvalidValue, "", "schemas must be exactly [%q]", scimPatchOpURN)
 	}
 	if len(req.Operations) < 1 {
-		return nil, refuse(scimTypeInvalidValue, "", "Operations must hold at least one operation")
+		return nil, refusal(scimTypeInvalidValue, "", "Operations must hold at least one operation")
 	}
 	ops := make([]patchOperation, 0, len(req.Operations))
 	for i, raw := range req.Operations {
@@ -516,8 +519,8 @@ func (m *resourceModel) parseOperation(raw []byte) (patchOperation, *PatchError)
 		Path  string
 		Value any
 	}
-	if err := decodeJSON(raw, &o); err != nil {
-		return patchOperation{}, refuse(scimTypeInvalidPath, "", "the operation is not an object with a string op and path: %v", err)
+	if err := decodeJSONNumbers(raw, &o); err != nil {
+		return patchOperation{}, refusal(scimTypeInvalidPath, "", "the operation is not an object with a string op and path: %v", err)
 	}
 	op := patchOperation{op: strings.ToLower(o.Op), rawPath: o.Path}
 	// elimity drops "id" from object values (Okta sends it in a path-less rename); with no
@@ -527,7 +530,7 @@ func (m *resourceModel) parseOperation(raw []byte) (patchOperation, *PatchError)
 		for k := range vm {
 			if strings.ToLower(k) == "id" {
 				if found {
-					return op, refuse(scimTypeInvalidPath, o.Path, "the value holds %q twice", "id")
+					return op, refusal(scimTypeInvalidPath, o.Path, "the value holds %q twice", "id")
 				}
 				key, found = k, true
 			}
@@ -535,12 +538,12 @@ func (m *resourceModel) parseOperation(raw []byte) (patchOperation, *PatchError)
 		delete(vm, key)
 	}
 	if o.Path != "" {
-		p, err := parsePath(o.Path)
+		p, err := parseSCIMPath(o.Path)
 		if err != nil {
-			return op, refuse(scimTypeInvalidPath, o.Path, "cannot parse the path: %v", err)
+			return op, refusal(scimTypeInvalidPath, o.Path, "cannot parse the path: %v", err)
 		}
 		if !m.pathValid(p) {
-			return op, refuse(scimTypeInvalidPath, o.Path, "the path names no attribute of the %s schema", m.core.id)
+			return op, refusal(scimTypeInvalidPath, o.Path, "the path names no attribute of the %s schema", m.core.id)
 		}
 		op.path = &p
 	}
@@ -568,7 +571,7 @@ func (m *resourceModel) parseOperation(raw []byte) (patchOperation, *PatchError)
 		err = fmt.Errorf("unknown op %q (add, remove or replace)", o.Op)
 	}
 	if err != nil {
-		return op, refuse(scimTypeInvalidValue, o.Path, "%v", err)
+		return op, refusal(scimTypeInvalidValue, o.Path, "%v", err)
 	}
 	return op, nil
 }
@@ -737,10 +740,10 @@ func (m *resourceModel) validatePathless(value any) ([]pathlessEntry, error) {
 	if !ok {
 		return nil, errors.New("a path-less operation needs an object value")
 	}
-	keys := sortedKeys(obj)
+	keys := sortedObjectKeys(obj)
 	out := make([]pathlessEntry, 0, len(keys))
 	for _, k := range keys {
-		p, err := parsePath(k)
+		p, err := parseSCIMPath(k)
 		if err != nil {
 			return nil, fmt.Errorf("invalid attribute path %q in the value", k)
 		}
@@ -764,7 +767,7 @@ func validateSingular(a *attrDef, v any) (any, *PatchError) {
 		return v, nil
 	}
 	bad := func() (any, *PatchError) {
-		return nil, refuse(scimTypeInvalidValue, a.name, "%s: %s is not a valid %s", a.name, describe(v), a.typ)
+		return nil, refusal(scimTypeInvalidValue, a.name, "%s: %s is not a valid %s", a.name, describeValue(v), a.typ)
 	}
 	switch a.typ {
 	case "boolean":
@@ -787,10 +790,10 @@ func validateSingular(a *attrDef, v any) (any, *PatchError) {
 		for _, sub := range a.subs {
 			var hit any
 			found := false
-			for _, k := range sortedKeys(obj) {
+			for _, k := range sortedObjectKeys(obj) {
 				if strings.EqualFold(sub.name, k) {
 					if found {
-						return nil, refuse(scimTypeInvalidSyntax, a.name, "%s: %q given twice", a.name, sub.name)
+						return nil, refusal(scimTypeInvalidSyntax, a.name, "%s: %q given twice", a.name, sub.name)
 					}
 					found, hit = true, obj[k]
 				}
@@ -817,7 +820,7 @@ func validateSingular(a *attrDef, v any) (any, *PatchError) {
 func validateAttrValue(a *attrDef, v any) (any, *PatchError) {
 	if v == nil {
 		if a.required {
-			return nil, refuse(scimTypeInvalidValue, a.name, "%s is required", a.name)
+			return nil, refusal(scimTypeInvalidValue, a.name, "%s is required", a.name)
 		}
 		return nil, nil
 	}
@@ -830,10 +833,10 @@ func validateAttrValue(a *attrDef, v any) (any, *PatchError) {
 	switch vv := v.(type) {
 	case map[string]any:
 		if a.required && len(vv) == 0 {
-			return nil, refuse(scimTypeInvalidValue, a.name, "%s is required", a.name)
+			return nil, refusal(scimTypeInvalidValue, a.name, "%s is required", a.name)
 		}
 		out := map[string]any{}
-		for _, k := range sortedKeys(vv) {
+		for _, k := range sortedObjectKeys(vv) {
 			for _, sub := range a.subs {
 				if !strings.EqualFold(sub.name, k) {
 					continue
@@ -847,7 +850,7 @@ func validateAttrValue(a *attrDef, v any) (any, *PatchError) {
 		return out, nil
 	case []any:
 		if a.required && len(vv) == 0 {
-			return nil, refuse(scimTypeInvalidValue, a.name, "%s is required", a.name)
+			return nil, refusal(scimTypeInvalidValue, a.name, "%s is required", a.name)
 		}
 		out := make([]any, 0, len(vv))
 		for _, el := range vv {
@@ -859,11 +862,11 @@ func validateAttrValue(a *attrDef, v any) (any, *PatchError) {
 		}
 		return out, nil
 	default:
-		return nil, refuse(scimTypeInvalidSyntax, a.name, "%s is multi-valued: %s is not an array", a.name, describe(v))
+		return nil, refusal(scimTypeInvalidSyntax, a.name, "%s is multi-valued: %s is not an array", a.name, describeValue(v))
 	}
 }
 
-func describe(v any) string {
+func describeValue(v any) string {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Sprintf("%T", v)
@@ -879,11 +882,11 @@ func describe(v any) string {
 // key with an object, gets URN-qualified attribute keys ("urn:…:User:department").
 func flattenExtensionPatch(body []byte, exts []*schemaDef) []byte {
 	var req map[string]any
-	if decodeJSON(body, &req) != nil {
+	if decodeJSONNumbers(body, &req) != nil {
 		return body
 	}
 	var opsKey string
-	for _, k := range sortedKeys(req) {
+	for _, k := range sortedObjectKeys(req) {
 		if strings.EqualFold(k, "Operations") {
 			opsKey = k
 		}
@@ -896,7 +899,7 @@ func flattenExtensionPatch(body []byte, exts []*schemaDef) []byte {
 			continue
 		}
 		var pathKey, valueKey string
-		for _, k := range sortedKeys(om) {
+		for _, k := range sortedObjectKeys(om) {
 			switch strings.ToLower(k) {
 			case "path":
 				pathKey = k
@@ -921,7 +924,7 @@ func flattenExtensionPatch(body []byte, exts []*schemaDef) []byte {
 				continue
 			}
 			if path == "" {
-				for _, k := range sortedKeys(value) {
+				for _, k := range sortedObjectKeys(value) {
 					if vm, ok := value[k].(map[string]any); ok && strings.EqualFold(k, ext.id) {
 						delete(value, k)
 						for sk, sv := range vm {
@@ -968,10 +971,10 @@ func (m *resourceModel) resolve(doc map[string]any, p filter.Path) (patchTarget,
 		}
 		if s == nil {
 			if _, custom, _ := m.namespace(p.AttributePath); !custom {
-				return t, refuse(scimTypeInvalidPath, "", "unknown schema %q", uri)
+				return t, refusal(scimTypeInvalidPath, "", "unknown schema %q", uri)
 			}
 			t.ext = uri
-			if k, _ := findFold(doc, uri); k != "" {
+			if k, _ := findKeyFold(doc, uri); k != "" {
 				t.ext = k
 			}
 		}
@@ -982,13 +985,13 @@ func (m *resourceModel) resolve(doc map[string]any, p filter.Path) (patchTarget,
 	}
 	if t.attr == nil {
 		if s != nil && (s != m.core || !m.tolerated(name)) {
-			return t, refuse(scimTypeInvalidPath, "", "%q is no attribute of %s", name, s.id)
+			return t, refusal(scimTypeInvalidPath, "", "%q is no attribute of %s", name, s.id)
 		}
 		container := doc
 		if t.ext != "" {
 			container, _ = doc[t.ext].(map[string]any)
 		}
-		if k, _ := findFold(container, name); k != "" {
+		if k, _ := findKeyFold(container, name); k != "" {
 			name = k
 		}
 		t.attr = &attrDef{name: name, unknown: true}
@@ -996,7 +999,7 @@ func (m *resourceModel) resolve(doc map[string]any, p filter.Path) (patchTarget,
 	subName := p.AttributePath.SubAttributeName()
 	if p.ValueExpression != nil {
 		if subName != "" || (!t.attr.unknown && (!t.attr.multi || !t.attr.complex())) {
-			return t, refuse(scimTypeInvalidPath, "", "a value filter needs a multi-valued complex attribute")
+			return t, refusal(scimTypeInvalidPath, "", "a value filter needs a multi-valued complex attribute")
 		}
 		t.filter = p.ValueExpression
 		subName = p.SubAttributeName()
@@ -1005,7 +1008,7 @@ func (m *resourceModel) resolve(doc map[string]any, p filter.Path) (patchTarget,
 		if t.attr.unknown {
 			t.sub = &attrDef{name: subName, unknown: true}
 		} else if t.sub = t.attr.sub(subName); t.sub == nil {
-			return t, refuse(scimTypeInvalidPath, "", "%q is no sub-attribute of %q", subName, t.attr.name)
+			return t, refusal(scimTypeInvalidPath, "", "%q is no sub-attribute of %q", subName, t.attr.name)
 		}
 	}
 	return t, nil
@@ -1018,7 +1021,7 @@ func (m *resourceModel) applyOperation(doc map[string]any, op patchOperation) *P
 			return perr
 		}
 		if t.attr.readOnly || (t.sub != nil && t.sub.readOnly) {
-			return refuse(scimTypeMutability, "", "%q is read-only", op.rawPath)
+			return refusal(scimTypeMutability, "", "%q is read-only", op.rawPath)
 		}
 		return applyTarget(doc, op.op, t, op.value)
 	}
@@ -1064,8 +1067,8 @@ func applyTarget(doc map[string]any, op string, t patchTarget, value any) *Patch
 	return nil
 }
 
-// isMulti tells whether a is multi-valued; for a custom attribute, by its data.
-func isMulti(a *attrDef, current, value any) bool {
+// isMultiValued tells whether a is multi-valued; for a custom attribute, by its data.
+func isMultiValued(a *attrDef, current, value any) bool {
 	if !a.unknown {
 		return a.multi
 	}
@@ -1079,7 +1082,7 @@ func isMulti(a *attrDef, current, value any) bool {
 // applyWhole handles a path naming a whole attribute.
 func applyWhole(c map[string]any, op string, a *attrDef, value any) {
 	key := a.name
-	multi := isMulti(a, c[key], value)
+	multi := isMultiValued(a, c[key], value)
 	switch op {
 	case "remove":
 		if value == nil || !multi {
@@ -1087,39 +1090,39 @@ func applyWhole(c map[string]any, op string, a *attrDef, value any) {
 			return
 		}
 		// Remove only the listed values (Entra: members + value array).
-		items := listOf(value)
-		c[key] = slices.DeleteFunc(slices.Clone(listOf(c[key])), func(el any) bool {
+		items := valuesOf(value)
+		c[key] = slices.DeleteFunc(slices.Clone(valuesOf(c[key])), func(el any) bool {
 			return slices.ContainsFunc(items, func(it any) bool { return partialMatch(el, it, a) })
 		})
 	case "add":
 		switch {
 		case multi:
-			c[key] = union(listOf(c[key]), listOf(value), a)
-		case a.complex() || (a.unknown && isObject(value)):
-			merge(c, key, value, a)
+			c[key] = unionValues(valuesOf(c[key]), valuesOf(value), a)
+		case a.complex() || (a.unknown && isJSONObject(value)):
+			mergeComplex(c, key, value, a)
 		default:
 			c[key] = value
 		}
 	case "replace":
 		switch {
 		case multi:
-			items := slices.Clone(listOf(value))
+			items := slices.Clone(valuesOf(value))
 			c[key] = items
 			enforcePrimary(items, items)
-		case a.complex() || (a.unknown && isObject(value)):
+		case a.complex() || (a.unknown && isJSONObject(value)):
 			// RFC 7644 §3.5.2.3: sub-attributes not given are left unchanged.
-			merge(c, key, value, a)
+			mergeComplex(c, key, value, a)
 		default:
 			c[key] = value
 		}
 	}
 }
 
-// subKey is the key of sub-attribute sub in obj: the known canonical name, or for a custom
+// subAttrKey is the key of sub-attribute sub in obj: the known canonical name, or for a custom
 // attribute the case obj already uses.
-func subKey(sub *attrDef, obj map[string]any) string {
+func subAttrKey(sub *attrDef, obj map[string]any) string {
 	if sub.unknown {
-		if k, _ := findFold(obj, sub.name); k != "" {
+		if k, _ := findKeyFold(obj, sub.name); k != "" {
 			return k
 		}
 	}
@@ -1129,11 +1132,11 @@ func subKey(sub *attrDef, obj map[string]any) string {
 // applySub handles attr.sub without a value filter.
 func applySub(c map[string]any, op string, t patchTarget, value any) {
 	key := t.attr.name
-	if !isMulti(t.attr, c[key], nil) {
+	if !isMultiValued(t.attr, c[key], nil) {
 		m, _ := c[key].(map[string]any)
 		if op == "remove" {
 			if m != nil {
-				delete(m, subKey(t.sub, m))
+				delete(m, subAttrKey(t.sub, m))
 			}
 			return
 		}
@@ -1141,11 +1144,11 @@ func applySub(c map[string]any, op string, t patchTarget, value any) {
 			m = map[string]any{}
 			c[key] = m
 		}
-		m[subKey(t.sub, m)] = value
+		m[subAttrKey(t.sub, m)] = value
 		return
 	}
 	// Multi-valued without a filter: applies to every value.
-	list := listOf(c[key])
+	list := valuesOf(c[key])
 	if op != "remove" && len(list) == 0 {
 		c[key] = []any{map[string]any{t.sub.name: value}}
 		return
@@ -1153,9 +1156,9 @@ func applySub(c map[string]any, op string, t patchTarget, value any) {
 	for _, el := range list {
 		if m, ok := el.(map[string]any); ok {
 			if op == "remove" {
-				delete(m, subKey(t.sub, m))
+				delete(m, subAttrKey(t.sub, m))
 			} else {
-				m[subKey(t.sub, m)] = value
+				m[subAttrKey(t.sub, m)] = value
 			}
 		}
 	}
@@ -1164,11 +1167,11 @@ func applySub(c map[string]any, op string, t patchTarget, value any) {
 // applyFiltered handles attr[filter] and attr[filter].sub.
 func applyFiltered(c map[string]any, op string, t patchTarget, value any) *PatchError {
 	key := t.attr.name
-	list := listOf(c[key])
+	list := valuesOf(c[key])
 	var matched []map[string]any
 	isMatch := make([]bool, len(list))
 	for i, el := range list {
-		if m, ok := el.(map[string]any); ok && matchFilter(t.filter, m, t.attr) {
+		if m, ok := el.(map[string]any); ok && matchValueFilter(t.filter, m, t.attr) {
 			matched = append(matched, m)
 			isMatch[i] = true
 		}
@@ -1178,31 +1181,31 @@ func applyFiltered(c map[string]any, op string, t patchTarget, value any) *Patch
 		switch {
 		case op == "remove":
 			for _, m := range matched {
-				delete(m, subKey(t.sub, m))
+				delete(m, subAttrKey(t.sub, m))
 			}
 		case len(matched) > 0:
 			for _, m := range matched {
-				m[subKey(t.sub, m)] = value
+				m[subAttrKey(t.sub, m)] = value
 			}
 			if strings.EqualFold(t.sub.name, "primary") && value == true {
-				enforcePrimary(list, anyList(matched))
+				enforcePrimary(list, mapsAsAny(matched))
 			}
 		case op == "add":
 			// Add to a value that does not exist yet: create it from the filter's equality
 			// terms, e.g. {type: work, value: …} (the backend's choice; RFC 7644 is silent).
 			el, ok := equalityObject(t.filter, t.attr)
 			if !ok {
-				return refuse(scimTypeNoTarget, "", "no value matches the filter, and it names no value to create")
+				return refusal(scimTypeNoTarget, "", "no value matches the filter, and it names no value to create")
 			}
 			el[t.sub.name] = value
 			c[key] = append(list, el)
 		default: // replace without a match: RFC 7644 §3.5.2.3
-			return refuse(scimTypeNoTarget, "", "no value matches the filter")
+			return refusal(scimTypeNoTarget, "", "no value matches the filter")
 		}
 		return nil
 	}
 
-	items := listOf(value)
+	items := valuesOf(value)
 	switch op {
 	case "remove":
 		var kept []any
@@ -1214,7 +1217,7 @@ func applyFiltered(c map[string]any, op string, t patchTarget, value any) *Patch
 		c[key] = kept
 	case "replace":
 		if len(matched) == 0 {
-			return refuse(scimTypeNoTarget, "", "no value matches the filter")
+			return refusal(scimTypeNoTarget, "", "no value matches the filter")
 		}
 		var out []any
 		inserted := false
@@ -1232,13 +1235,13 @@ func applyFiltered(c map[string]any, op string, t patchTarget, value any) *Patch
 		c[key] = out
 	case "add":
 		if len(matched) == 0 {
-			c[key] = union(list, items, t.attr)
+			c[key] = unionValues(list, items, t.attr)
 			return nil
 		}
 		for _, it := range items {
 			if im, ok := it.(map[string]any); ok {
 				for _, m := range matched {
-					for _, k := range sortedKeys(im) {
+					for _, k := range sortedObjectKeys(im) {
 						m[k] = im[k]
 					}
 				}
@@ -1248,7 +1251,7 @@ func applyFiltered(c map[string]any, op string, t patchTarget, value any) *Patch
 	return nil
 }
 
-func anyList(ms []map[string]any) []any {
+func mapsAsAny(ms []map[string]any) []any {
 	out := make([]any, len(ms))
 	for i, m := range ms {
 		out[i] = m
@@ -1285,8 +1288,8 @@ func equalityObject(e filter.Expression, a *attrDef) (map[string]any, bool) {
 	return nil, false
 }
 
-// merge merges the sub-attributes of value into the complex attribute c[key].
-func merge(c map[string]any, key string, value any, a *attrDef) {
+// mergeComplex merges the sub-attributes of value into the complex attribute c[key].
+func mergeComplex(c map[string]any, key string, value any, a *attrDef) {
 	vm, ok := value.(map[string]any)
 	if !ok {
 		c[key] = value
@@ -1297,10 +1300,10 @@ func merge(c map[string]any, key string, value any, a *attrDef) {
 		m = map[string]any{}
 		c[key] = m
 	}
-	for _, k := range sortedKeys(vm) {
+	for _, k := range sortedObjectKeys(vm) {
 		mk := k
 		if a.unknown {
-			if ek, _ := findFold(m, k); ek != "" {
+			if ek, _ := findKeyFold(m, k); ek != "" {
 				mk = ek
 			}
 		}
@@ -1308,10 +1311,10 @@ func merge(c map[string]any, key string, value any, a *attrDef) {
 	}
 }
 
-// union adds items to list unless already present. Group members are identified by
+// unionValues adds items to list unless already present. Group members are identified by
 // "value" (a re-added member is merged, not duplicated); other multi-valued attributes by
 // equality of all sub-attributes.
-func union(list, items []any, a *attrDef) []any {
+func unionValues(list, items []any, a *attrDef) []any {
 	list = slices.Clone(list)
 	var added []any
 	for _, it := range items {
@@ -1329,7 +1332,7 @@ func union(list, items []any, a *attrDef) []any {
 		}
 		if em, ok := list[idx].(map[string]any); ok {
 			if im, ok := it.(map[string]any); ok {
-				for _, k := range sortedKeys(im) {
+				for _, k := range sortedObjectKeys(im) {
 					em[k] = im[k]
 				}
 			}
@@ -1414,29 +1417,29 @@ func enforcePrimary(list, preferred []any) {
 		return
 	}
 	for _, el := range list {
-		if m, ok := el.(map[string]any); ok && isPrimary(el) && !sameMap(m, winner) {
+		if m, ok := el.(map[string]any); ok && isPrimary(el) && !sameMapInstance(m, winner) {
 			m["primary"] = false
 		}
 	}
 }
 
-func sameMap(m map[string]any, v any) bool {
+func sameMapInstance(m map[string]any, v any) bool {
 	o, ok := v.(map[string]any)
 	return ok && reflect.ValueOf(m).UnsafePointer() == reflect.ValueOf(o).UnsafePointer()
 }
 
-// matchFilter evaluates a value filter against one value of attribute a (the backend's
+// matchValueFilter evaluates a value filter against one value of attribute a (the backend's
 // evalExpr with the sub-attributes as schema).
-func matchFilter(e filter.Expression, el map[string]any, a *attrDef) bool {
+func matchValueFilter(e filter.Expression, el map[string]any, a *attrDef) bool {
 	switch e := e.(type) {
 	case *filter.LogicalExpression:
-		l := matchFilter(e.Left, el, a)
+		l := matchValueFilter(e.Left, el, a)
 		if e.Operator == filter.AND {
-			return l && matchFilter(e.Right, el, a)
+			return l && matchValueFilter(e.Right, el, a)
 		}
-		return l || matchFilter(e.Right, el, a)
+		return l || matchValueFilter(e.Right, el, a)
 	case *filter.NotExpression:
-		return !matchFilter(e.Expression, el, a)
+		return !matchValueFilter(e.Expression, el, a)
 	case *filter.AttributeExpression:
 		if e.AttributePath.URI() != "" || e.AttributePath.SubAttribute != nil {
 			return false
@@ -1452,7 +1455,7 @@ func matchFilter(e filter.Expression, el map[string]any, a *attrDef) bool {
 		switch e.Operator {
 		case filter.PR:
 			for _, v := range values {
-				if !isEmptyValue(v) {
+				if !isEmptyFilterValue(v) {
 					return true
 				}
 			}
@@ -1462,7 +1465,7 @@ func matchFilter(e filter.Expression, el map[string]any, a *attrDef) bool {
 				return len(values) > 0
 			}
 			for _, v := range values {
-				if compareValue(v, filter.EQ, e.CompareValue, sa) {
+				if compareFilterValue(v, filter.EQ, e.CompareValue, sa) {
 					return false
 				}
 			}
@@ -1472,7 +1475,7 @@ func matchFilter(e filter.Expression, el map[string]any, a *attrDef) bool {
 				return len(values) == 0
 			}
 			for _, v := range values {
-				if compareValue(v, e.Operator, e.CompareValue, sa) {
+				if compareFilterValue(v, e.Operator, e.CompareValue, sa) {
 					return true
 				}
 			}
@@ -1482,7 +1485,7 @@ func matchFilter(e filter.Expression, el map[string]any, a *attrDef) bool {
 	return false // value filters hold no nested value paths
 }
 
-func isEmptyValue(v any) bool {
+func isEmptyFilterValue(v any) bool {
 	switch vv := v.(type) {
 	case nil:
 		return true
@@ -1496,9 +1499,9 @@ func isEmptyValue(v any) bool {
 	return false
 }
 
-// compareValue applies a SCIM comparison operator to a stored value (the backend's compare;
+// compareFilterValue applies a SCIM comparison operator to a stored value (the backend's compare;
 // the schemas here have no dateTime sub-attributes).
-func compareValue(v any, op filter.CompareOperator, ref any, a *attrDef) bool {
+func compareFilterValue(v any, op filter.CompareOperator, ref any, a *attrDef) bool {
 	switch vv := v.(type) {
 	case string:
 		rs, ok := ref.(string)
@@ -1516,7 +1519,7 @@ func compareValue(v any, op filter.CompareOperator, ref any, a *attrDef) bool {
 		case filter.EW:
 			return strings.HasSuffix(vv, rs)
 		}
-		return ordered(strings.Compare(vv, rs), op)
+		return orderedMatch(strings.Compare(vv, rs), op)
 	case bool:
 		rb, ok := ref.(bool)
 		if !ok {
@@ -1530,22 +1533,22 @@ func compareValue(v any, op filter.CompareOperator, ref any, a *attrDef) bool {
 		}
 		return false
 	default:
-		x, ok1 := toFloat(v)
-		y, ok2 := toFloat(ref)
+		x, ok1 := numberOf(v)
+		y, ok2 := numberOf(ref)
 		if !ok1 || !ok2 {
 			return false
 		}
 		switch {
 		case x < y:
-			return ordered(-1, op)
+			return orderedMatch(-1, op)
 		case x > y:
-			return ordered(1, op)
+			return orderedMatch(1, op)
 		}
-		return ordered(0, op)
+		return orderedMatch(0, op)
 	}
 }
 
-func ordered(c int, op filter.CompareOperator) bool {
+func orderedMatch(c int, op filter.CompareOperator) bool {
 	switch op {
 	case filter.EQ:
 		return c == 0
@@ -1563,7 +1566,7 @@ func ordered(c int, op filter.CompareOperator) bool {
 	return false
 }
 
-func toFloat(v any) (float64, bool) {
+func numberOf(v any) (float64, bool) {
 	switch n := v.(type) {
 	case float64:
 		return n, true
@@ -1577,12 +1580,12 @@ func toFloat(v any) (float64, bool) {
 // ---------------------------------------------------------------------------------------
 // The canonical (stored) form and the rendered resource
 
-// storedForm is the resource as the backend stores it: without id, meta, schemas, and what
+// storedResourceForm is the resource as the backend stores it: without id, meta, schemas, and what
 // the backend computes on output — a User's groups, the members' $ref, the manager's $ref and
 // displayName. render puts them back.
-func storedForm(live map[string]any, m *resourceModel) map[string]any {
-	doc := cloneValue(live).(map[string]any)
-	for _, k := range sortedKeys(doc) {
+func storedResourceForm(live map[string]any, m *resourceModel) map[string]any {
+	doc := cloneJSON(live).(map[string]any)
+	for _, k := range sortedObjectKeys(doc) {
 		switch strings.ToLower(k) {
 		case "id", "meta", "schemas":
 			delete(doc, k)
@@ -1592,7 +1595,7 @@ func storedForm(live map[string]any, m *resourceModel) map[string]any {
 			}
 		case "members":
 			if m.group {
-				for _, el := range listOf(doc[k]) {
+				for _, el := range valuesOf(doc[k]) {
 					if mm, ok := el.(map[string]any); ok {
 						delete(mm, "$ref")
 					}
@@ -1617,12 +1620,12 @@ func storedForm(live map[string]any, m *resourceModel) map[string]any {
 func (m *resourceModel) canonical(doc, before, current map[string]any) (map[string]any, *PatchError) {
 	out := map[string]any{}
 	handled := map[string]bool{}
-	if perr := validateObject(m.core, doc, before, out, handled); perr != nil {
+	if perr := validateSchemaObject(m.core, doc, before, out, handled); perr != nil {
 		return nil, perr
 	}
 	for _, ext := range m.exts {
 		var extKey string
-		for _, k := range sortedKeys(doc) {
+		for _, k := range sortedObjectKeys(doc) {
 			if strings.EqualFold(k, ext.id) {
 				handled[k] = true
 				if before != nil || k == ext.id {
@@ -1634,7 +1637,7 @@ func (m *resourceModel) canonical(doc, before, current map[string]any) (map[stri
 			continue
 		}
 		extDoc, isObj := doc[extKey].(map[string]any)
-		if before != nil && unchanged(doc, before, extKey) {
+		if before != nil && unchangedAttr(doc, before, extKey) {
 			if isObj {
 				out[ext.id] = doc[extKey]
 			}
@@ -1642,39 +1645,39 @@ func (m *resourceModel) canonical(doc, before, current map[string]any) (map[stri
 		}
 		if !isObj {
 			if before == nil && doc[extKey] != nil {
-				return nil, refuse(scimTypeInvalidSyntax, ext.id, "the extension %s must be an object", ext.id)
+				return nil, refusal(scimTypeInvalidSyntax, ext.id, "the extension %s must be an object", ext.id)
 			}
 			continue
 		}
 		extOut := map[string]any{}
-		if perr := validateObject(ext, extDoc, nil, extOut, map[string]bool{}); perr != nil {
+		if perr := validateSchemaObject(ext, extDoc, nil, extOut, map[string]bool{}); perr != nil {
 			return nil, perr
 		}
 		out[ext.id] = extOut
 	}
 	// What is in no known schema: a backend's custom attributes and extensions are kept;
 	// what the backend is known to drop is dropped.
-	for _, k := range sortedKeys(doc) {
+	for _, k := range sortedObjectKeys(doc) {
 		switch {
 		case handled[k]:
-		case before != nil && unchanged(doc, before, k):
+		case before != nil && unchangedAttr(doc, before, k):
 			out[k] = doc[k] // as the backend returned it
 		case !m.tolerated(k) || knownPrefixed(k) || strings.EqualFold(k, "password"):
 		default:
 			out[k] = doc[k]
 		}
 	}
-	pruneEmpty(out)
-	if m.group && (before == nil || !unchanged(doc, before, "members")) {
-		if perr := normalizeMembers(out, current); perr != nil {
+	pruneEmptyValues(out)
+	if m.group && (before == nil || !unchangedAttr(doc, before, "members")) {
+		if perr := normalizeGroupMembers(out, current); perr != nil {
 			return nil, perr
 		}
 	}
-	return out, checkConstraints(m, out, current)
+	return out, checkResourceConstraints(m, out, current)
 }
 
-// unchanged reports whether doc[key] equals before[key] (both present).
-func unchanged(doc, before map[string]any, key string) bool {
+// unchangedAttr reports whether doc[key] equals before[key] (both present).
+func unchangedAttr(doc, before map[string]any, key string) bool {
 	b, ok := before[key]
 	if !ok {
 		return false
@@ -1683,16 +1686,17 @@ func unchanged(doc, before map[string]any, key string) bool {
 	return ok && reflect.DeepEqual(d, b)
 }
 
-// validateObject is elimity's Schema.validate into out: every attribute of s found in obj
+// validateSchemaObject is elimity's Schema.validate into out: every attribute of s found in obj
 // case-insensitively (twice is invalidSyntax), checked, sanitised and stored under its
 // canonical name; read-only ones dropped. Attributes unchanged from before are kept as is.
-func validateObject(s *schemaDef, obj, before, out map[string]any, handled map[string]bool) *PatchError {
+func validateSchemaObject(s *schemaDef, obj, before, out map[string]any, handled map[string]bool) *PatchError {
+	keys := sortedObjectKeys(obj)
 	for _, a := range s.attrs {
 		var key string
-		for _, k := range sortedKeys(obj) {
+		for _, k := range keys {
 			if strings.EqualFold(a.name, k) {
 				if key != "" {
-					return refuse(scimTypeInvalidSyntax, a.name, "%q given twice (%q and %q)", a.name, key, k)
+					return refusal(scimTypeInvalidSyntax, a.name, "%q given twice (%q and %q)", a.name, key, k)
 				}
 				key = k
 			}
@@ -1700,7 +1704,7 @@ func validateObject(s *schemaDef, obj, before, out map[string]any, handled map[s
 		if key != "" {
 			handled[key] = true
 		}
-		if key != "" && before != nil && unchanged(obj, before, key) {
+		if key != "" && before != nil && unchangedAttr(obj, before, key) {
 			if !a.readOnly {
 				out[key] = obj[key]
 			}
@@ -1721,14 +1725,14 @@ func validateObject(s *schemaDef, obj, before, out map[string]any, handled map[s
 	return nil
 }
 
-// pruneEmpty removes nil values and empty objects and arrays, recursively (the backend's prune).
-func pruneEmpty(m map[string]any) {
-	for _, k := range sortedKeys(m) {
+// pruneEmptyValues removes nil values and empty objects and arrays, recursively (the backend's prune).
+func pruneEmptyValues(m map[string]any) {
+	for _, k := range sortedObjectKeys(m) {
 		switch vv := m[k].(type) {
 		case nil:
 			delete(m, k)
 		case map[string]any:
-			pruneEmpty(vv)
+			pruneEmptyValues(vv)
 			if len(vv) == 0 {
 				delete(m, k)
 			}
@@ -1736,7 +1740,7 @@ func pruneEmpty(m map[string]any) {
 			out := make([]any, 0, len(vv))
 			for _, e := range vv {
 				if em, ok := e.(map[string]any); ok {
-					pruneEmpty(em)
+					pruneEmptyValues(em)
 					if len(em) == 0 {
 						continue
 					}
@@ -1754,24 +1758,24 @@ func pruneEmpty(m map[string]any) {
 	}
 }
 
-// normalizeMembers is the backend's member normalisation: every member needs a value,
+// normalizeGroupMembers is the backend's member normalisation: every member needs a value,
 // duplicates go (first wins), and a member is {value, type, display?}. The backend checks
 // that the id exists and takes the type from it; the engine cannot, so the type is the one
 // given, else the one the member had, else "User" — and a given type that is neither User
 // nor Group is refused, as the backend refuses a type that does not match.
-func normalizeMembers(out, current map[string]any) *PatchError {
+func normalizeGroupMembers(out, current map[string]any) *PatchError {
 	members, _ := out["members"].([]any)
 	if len(members) == 0 {
 		return nil
 	}
-	known := liveMembers(current)
+	known := liveMembersByValue(current)
 	seen := map[string]bool{}
 	res := make([]any, 0, len(members))
 	for _, mv := range members {
 		mm, _ := mv.(map[string]any)
 		id, _ := mm["value"].(string)
 		if id == "" {
-			return refuse(scimTypeInvalidValue, "members", "members: every member needs a \"value\" (resource id)")
+			return refusal(scimTypeInvalidValue, "members", "members: every member needs a \"value\" (resource id)")
 		}
 		if seen[id] {
 			continue
@@ -1790,7 +1794,7 @@ func normalizeMembers(out, current map[string]any) *PatchError {
 			case strings.EqualFold(t, "Group"):
 				typ = "Group"
 			default:
-				return refuse(scimTypeInvalidValue, "members", "members: %q is a %q, not a User or Group", id, t)
+				return refusal(scimTypeInvalidValue, "members", "members: %q is a %q, not a User or Group", id, t)
 			}
 		}
 		nm := map[string]any{"value": id, "type": typ}
@@ -1803,11 +1807,11 @@ func normalizeMembers(out, current map[string]any) *PatchError {
 	return nil
 }
 
-// liveMembers indexes the members of a live group by value.
-func liveMembers(current map[string]any) map[string]map[string]any {
+// liveMembersByValue indexes the members of a live group by value.
+func liveMembersByValue(current map[string]any) map[string]map[string]any {
 	idx := map[string]map[string]any{}
-	_, mv := findFold(current, "members")
-	for _, el := range listOf(mv) {
+	_, mv := findKeyFold(current, "members")
+	for _, el := range valuesOf(mv) {
 		if mm, ok := el.(map[string]any); ok {
 			if id, ok := mm["value"].(string); ok {
 				if _, dup := idx[id]; !dup {
@@ -1819,24 +1823,24 @@ func liveMembers(current map[string]any) map[string]map[string]any {
 	return idx
 }
 
-// checkConstraints: userName (displayName of a group) must not be empty, and a group cannot
+// checkResourceConstraints: userName (displayName of a group) must not be empty, and a group cannot
 // be its own member. Uniqueness against other resources is the caller's to check.
-func checkConstraints(m *resourceModel, out, current map[string]any) *PatchError {
+func checkResourceConstraints(m *resourceModel, out, current map[string]any) *PatchError {
 	key := "userName"
 	if m.group {
 		key = "displayName"
 	}
 	v, _ := out[key].(string)
 	if strings.TrimSpace(v) == "" {
-		return refuse(scimTypeInvalidValue, key, "%s must not be empty", key)
+		return refusal(scimTypeInvalidValue, key, "%s must not be empty", key)
 	}
 	if m.group {
-		_, idv := findFold(current, "id")
+		_, idv := findKeyFold(current, "id")
 		self, _ := idv.(string)
 		members, _ := out["members"].([]any)
 		for _, mv := range members {
 			if mm, _ := mv.(map[string]any); self != "" && mm["value"] == self {
-				return refuse(scimTypeInvalidValue, "members", "members: a group cannot be a member of itself")
+				return refusal(scimTypeInvalidValue, "members", "members: a group cannot be a member of itself")
 			}
 		}
 	}
@@ -1848,18 +1852,14 @@ func checkConstraints(m *resourceModel, out, current map[string]any) *PatchError
 // filled in where the backend computes them, and no password (extra is merged in last).
 func (m *resourceModel) render(out, current, extra map[string]any) ([]byte, error) {
 	res := out
-	for _, k := range sortedKeys(res) {
-		if strings.EqualFold(k, "password") {
-			delete(res, k)
-		}
-	}
+	dropPasswords(res)
 	for _, name := range []string{"id", "meta"} {
-		if k, v := findFold(current, name); k != "" {
+		if k, v := findKeyFold(current, name); k != "" {
 			res[name] = v
 		}
 	}
 	if !m.group {
-		if k, v := findFold(current, "groups"); k != "" && v != nil {
+		if k, v := findKeyFold(current, "groups"); k != "" && v != nil {
 			res["groups"] = v
 		}
 	}
@@ -1869,13 +1869,13 @@ func (m *resourceModel) render(out, current, extra map[string]any) ([]byte, erro
 			schemas = append(schemas, ext.id)
 		}
 	}
-	for _, k := range sortedKeys(res) {
+	for _, k := range sortedObjectKeys(res) {
 		if _, isObj := res[k].(map[string]any); isObj && strings.HasPrefix(strings.ToLower(k), "urn:") && !knownPrefixed(k) {
 			schemas = append(schemas, k)
 		}
 	}
 	res["schemas"] = schemas
-	base := baseURL(current, m)
+	base := liveBaseURL(current, m)
 	if m.group {
 		decorateMembers(res, current, base)
 	} else {
@@ -1884,12 +1884,32 @@ func (m *resourceModel) render(out, current, extra map[string]any) ([]byte, erro
 	for k, v := range extra {
 		res[k] = v
 	}
-	return encodeJSON(res)
+	return encodeJSONCompact(res)
 }
 
-// baseURL is the SCIM base URL of the backend as the live resource shows it: its
+// dropPasswords removes every attribute named password (any case, at any depth: the core
+// attribute, one in an extension, a custom sub-attribute): write-only, never returned, and a
+// secret that must not reach a stored projection or diff.
+func dropPasswords(v any) {
+	switch vv := v.(type) {
+	case map[string]any:
+		for _, k := range sortedObjectKeys(vv) {
+			if strings.EqualFold(k, "password") {
+				delete(vv, k)
+				continue
+			}
+			dropPasswords(vv[k])
+		}
+	case []any:
+		for _, el := range vv {
+			dropPasswords(el)
+		}
+	}
+}
+
+// liveBaseURL is the SCIM base URL of the backend as the live resource shows it: its
 // meta.location without "/Users/<id>" (or "/Groups/<id>"), else a member's or manager's $ref.
-func baseURL(current map[string]any, m *resourceModel) string {
+func liveBaseURL(current map[string]any, m *resourceModel) string {
 	if current == nil {
 		return ""
 	}
@@ -1897,9 +1917,9 @@ func baseURL(current map[string]any, m *resourceModel) string {
 	if m.group {
 		endpoint = "/Groups/"
 	}
-	_, idv := findFold(current, "id")
+	_, idv := findKeyFold(current, "id")
 	id, _ := idv.(string)
-	_, meta := findFold(current, "meta")
+	_, meta := findKeyFold(current, "meta")
 	if mm, ok := meta.(map[string]any); ok && id != "" {
 		if loc, ok := mm["location"].(string); ok {
 			if b, ok := strings.CutSuffix(loc, endpoint+url.PathEscape(id)); ok {
@@ -1908,8 +1928,8 @@ func baseURL(current map[string]any, m *resourceModel) string {
 		}
 	}
 	var refs []map[string]any
-	_, mv := findFold(current, "members")
-	for _, el := range listOf(mv) {
+	_, mv := findKeyFold(current, "members")
+	for _, el := range valuesOf(mv) {
 		if mm, ok := el.(map[string]any); ok {
 			refs = append(refs, mm)
 		}
@@ -1937,7 +1957,7 @@ func baseURL(current map[string]any, m *resourceModel) string {
 // resource's display may have been one an IdP sent, which a replace discards).
 func decorateMembers(res, current map[string]any, base string) {
 	members, _ := res["members"].([]any)
-	known := liveMembers(current)
+	known := liveMembersByValue(current)
 	for _, mv := range members {
 		mm, ok := mv.(map[string]any)
 		if !ok {
@@ -1991,12 +2011,12 @@ func decorateManager(res, current map[string]any, base string) {
 // decodeResource decodes a resource that must be a JSON object.
 func decodeResource(raw []byte) (map[string]any, error) {
 	var v any
-	if err := decodeJSON(raw, &v); err != nil {
+	if err := decodeJSONNumbers(raw, &v); err != nil {
 		return nil, fmt.Errorf("not JSON: %w", err)
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("not a JSON object but %s", describe(v))
+		return nil, fmt.Errorf("not a JSON object but %s", describeValue(v))
 	}
 	return m, nil
 }
@@ -2005,22 +2025,22 @@ func decodeResource(raw []byte) (map[string]any, error) {
 // JSON null is an object without attributes.
 func decodeBody(raw []byte) (map[string]any, *PatchError) {
 	var v any
-	if err := decodeJSON(raw, &v); err != nil {
-		return nil, refuse(scimTypeInvalidSyntax, "", "the body is not JSON: %v", err)
+	if err := decodeJSONNumbers(raw, &v); err != nil {
+		return nil, refusal(scimTypeInvalidSyntax, "", "the body is not JSON: %v", err)
 	}
 	if v == nil {
 		return map[string]any{}, nil
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, refuse(scimTypeInvalidSyntax, "", "the body is not a JSON object")
+		return nil, refusal(scimTypeInvalidSyntax, "", "the body is not a JSON object")
 	}
 	return m, nil
 }
 
-// encodeJSON marshals without HTML escaping (as the backend answers) and without the
+// encodeJSONCompact marshals without HTML escaping (as the backend answers) and without the
 // encoder's trailing newline.
-func encodeJSON(v any) ([]byte, error) {
+func encodeJSONCompact(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -2030,9 +2050,9 @@ func encodeJSON(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// findFold returns the key of obj matching name case-insensitively (the first in sorted
+// findKeyFold returns the key of obj matching name case-insensitively (the first in sorted
 // order when several do) and its value.
-func findFold(obj map[string]any, name string) (string, any) {
+func findKeyFold(obj map[string]any, name string) (string, any) {
 	if v, ok := obj[name]; ok {
 		return name, v
 	}
@@ -2048,7 +2068,7 @@ func findFold(obj map[string]any, name string) (string, any) {
 	return found, obj[found]
 }
 
-func sortedKeys(m map[string]any) []string {
+func sortedObjectKeys(m map[string]any) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -2057,8 +2077,8 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-// listOf is a value as a list: an array itself, nothing for nil, else the one value.
-func listOf(v any) []any {
+// valuesOf is a value as a list: an array itself, nothing for nil, else the one value.
+func valuesOf(v any) []any {
 	switch vv := v.(type) {
 	case []any:
 		return vv
@@ -2069,24 +2089,24 @@ func listOf(v any) []any {
 	}
 }
 
-func isObject(v any) bool {
+func isJSONObject(v any) bool {
 	_, ok := v.(map[string]any)
 	return ok
 }
 
-// cloneValue deep-copies a decoded JSON value.
-func cloneValue(v any) any {
+// cloneJSON deep-copies a decoded JSON value.
+func cloneJSON(v any) any {
 	switch vv := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(vv))
 		for k, e := range vv {
-			out[k] = cloneValue(e)
+			out[k] = cloneJSON(e)
 		}
 		return out
 	case []any:
 		out := make([]any, len(vv))
 		for i, e := range vv {
-			out[i] = cloneValue(e)
+			out[i] = cloneJSON(e)
 		}
 		return out
 	default:

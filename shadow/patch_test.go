@@ -908,6 +908,11 @@ var fidelityCases = []fidelityCase{
 	{name: "group: blank displayName", group: true, ops: `[{"op":"replace","path":"displayName","value":""}]`},
 	{name: "group: enterprise URN path", group: true, ops: `[{"op":"replace","path":"` + entURN + `:department","value":"x"}]`},
 	{name: "group: externalId", group: true, ops: `[{"op":"add","path":"externalId","value":"g-ext"}]`},
+	{name: "group: path-less keys in another case and URN-qualified", group: true, ops: `[{"op":"replace","value":{"DISPLAYNAME":"C","ExternalID":"E"}},` +
+		`{"op":"replace","value":{"urn:ietf:params:scim:schemas:core:2.0:Group:displayName":"U","members[value eq \"{u1}\"].display":"D"}}]`},
+	{name: "group: user attribute refused", group: true, ops: `[{"op":"replace","value":{"userName":"x"}}]`},
+	{name: "user: members refused", ops: `[{"op":"add","path":"members","value":[{"value":"{u1}"}]}]`},
+	{name: "user: ext URN as path without value", ops: `[{"op":"add","path":"` + entURN + `"}]`},
 	// PUT
 	{name: "PUT Okta wizard full object", put: `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"{self}","userName":"pat-put@example.com",` +
 		`"name":{"givenName":"Pat","familyName":"Smith"},"emails":[{"value":"pat@work.example","type":"work","primary":true}],"active":false,` +

@@ -103,3 +103,56 @@ func withAttrsRaw(doc, key, raw string) string {
 	out, _ := json.Marshal(m)
 	return string(out)
 }
+
+// FuzzApplyPatchOperation drives the engine with one well-formed operation whose op, path and
+// value are fuzzed (value is JSON when it parses, else a string), against a user and a group:
+// more of the filter, path and merge logic is reached than with raw message bytes. ApplyPatch
+// must refuse with a *PatchError or return an object that Diff finds equal to itself.
+func FuzzApplyPatchOperation(f *testing.F) {
+	f.Add("add", "members", []byte(`[{"value":"x","display":"X"}]`))
+	f.Add("Replace", `emails[type eq "work"].value`, []byte(`"a@b"`))
+	f.Add("remove", `members[value eq "x" or value eq "y"]`, []byte(``))
+	f.Add("add", `addresses[type eq "home" and primary eq true].streetAddress`, []byte(`"1 St"`))
+	f.Add("replace", "", []byte(`{"name.givenName":"A","`+entURN+`":{"department":"D"},"members":[]}`))
+	f.Add("replace", entURN+":manager", []byte(`{"value":"m"}`))
+	f.Add("add", "favoriteColor[value pr].x", []byte(`{"y":[1,2]}`))
+	f.Fuzz(func(t *testing.T, op, path string, value []byte) {
+		operation := map[string]any{"op": op}
+		if path != "" {
+			operation["path"] = path
+		}
+		if len(value) > 0 {
+			var v any
+			if json.Unmarshal(value, &v) == nil {
+				operation["value"] = v
+			} else {
+				operation["value"] = string(value)
+			}
+		}
+		body, err := json.Marshal(map[string]any{
+			"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
+			"Operations": []any{operation},
+		})
+		if err != nil {
+			return
+		}
+		for _, resource := range []string{idpUser, rfcGroupAll, `{}`} {
+			out, err := shadow.ApplyPatch([]byte(resource), body)
+			if err != nil {
+				var pe *shadow.PatchError
+				if !errors.As(err, &pe) {
+					t.Fatalf("plain error for a valid resource: %v", err)
+				}
+				continue
+			}
+			var obj map[string]any
+			if err := json.Unmarshal(out, &obj); err != nil || obj == nil {
+				t.Fatalf("result is not a JSON object: %v: %q", err, out)
+			}
+			if d := shadow.Diff(out, out); len(d) != 0 {
+				t.Fatalf("Diff(result, result) = %+v", d)
+			}
+			_ = shadow.Diff([]byte(resource), out)
+		}
+	})
+}
