@@ -1,6 +1,7 @@
 package shadow
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 
@@ -47,7 +48,12 @@ func isSecretHeader(name string, extra []string) bool {
 // order and duplicates stay as sent. A body that is not valid JSON is returned unchanged:
 // callers keep such bodies only as text after RedactText.
 func RedactBody(body []byte) []byte {
-	if len(body) == 0 || !gjson.ValidBytes(body) || !containsFold(body, "password") {
+	if len(body) == 0 || !gjson.ValidBytes(body) {
+		return body
+	}
+	// A key or path may spell the word with JSON escapes ("pass\u0077ord"), so a body with
+	// any backslash is walked too; the walk compares decoded keys.
+	if !containsFold(body, "password") && bytes.IndexByte(body, '\\') < 0 {
 		return body
 	}
 	out := make([]byte, 0, len(body))
@@ -127,9 +133,10 @@ func indexFold(s, w string, i int) int {
 }
 
 // RedactText masks what looks like a password in a body that is not valid JSON, so a
-// truncated or malformed body never leaks one: after each "password" key (followed by ':' or,
-// in a form body, '='), a quoted value is masked up to its closing quote (or the end of the
-// text), an unquoted one up to the next comma, brace, '&' or line end.
+// truncated or malformed body never leaks one. After each "password" key — optionally closed
+// by a quote or an escaped quote, then ':' or (in a form body) '=', with any whitespace
+// (line breaks included) around the separator — a quoted value is masked up to its closing
+// quote (or the end of the text), an unquoted one up to the next comma, brace, '&' or line end.
 func RedactText(text string) string {
 	var b strings.Builder
 	i := 0
@@ -140,33 +147,61 @@ func RedactText(text string) string {
 			return b.String()
 		}
 		j += len("password")
-		k := j
-		for k < len(text) && (text[k] == '"' || text[k] == ' ' || text[k] == '\t' || text[k] == ':' || text[k] == '=' || text[k] == '\\') {
-			k++
-		}
-		if k == j || !strings.ContainsAny(text[j:k], ":=") {
+		k, quote, ok := passwordValueStart(text, j)
+		if !ok {
 			b.WriteString(text[i:j]) // "password" not followed by ':' or '=': not a key
 			i = j
 			continue
 		}
 		b.WriteString(text[i:k])
-		quoted := text[k-1] == '"'
 		end := len(text)
-		if quoted {
+		if quote != "" {
 			for m := k; m < len(text); m++ {
-				if text[m] == '\\' {
-					m++
-					continue
-				}
-				if text[m] == '"' {
+				if strings.HasPrefix(text[m:], quote) {
 					end = m
 					break
 				}
+				if text[m] == '\\' {
+					m++
+				}
 			}
-		} else if m := strings.IndexAny(text[k:], ",}&\n"); m >= 0 {
+		} else if m := strings.IndexAny(text[k:], ",}&\r\n"); m >= 0 {
 			end = k + m
 		}
 		b.WriteString(Redacted)
 		i = end
 	}
+}
+
+// passwordValueStart parses what follows a "password" key at text[j:]: an optional closing
+// quote (" or \"), whitespace, ':' or '=', whitespace, and an optional opening quote. It
+// returns where the value starts, the quote that will close it ("" for an unquoted value),
+// and whether a separator was found at all.
+func passwordValueStart(text string, j int) (start int, quote string, ok bool) {
+	k := j
+	switch {
+	case strings.HasPrefix(text[k:], `\"`):
+		k += 2
+	case strings.HasPrefix(text[k:], `"`):
+		k++
+	}
+	k = skipSpace(text, k)
+	if k >= len(text) || (text[k] != ':' && text[k] != '=') {
+		return 0, "", false
+	}
+	k = skipSpace(text, k+1)
+	switch {
+	case strings.HasPrefix(text[k:], `\"`):
+		return k + 2, `\"`, true
+	case strings.HasPrefix(text[k:], `"`):
+		return k + 1, `"`, true
+	}
+	return k, "", true
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n') {
+		i++
+	}
+	return i
 }

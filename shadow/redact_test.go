@@ -247,6 +247,9 @@ func TestRedactBodyEdgeCases(t *testing.T) {
 		{"empty parent key", `{"":{"password":"emptyKey-Secret"}}`, "emptyKey-Secret"},
 		// rules/ (and SCIM) read PatchOp members case-insensitively.
 		{"PATCH Path member", `{"Operations":[{"op":"replace","Path":"password","value":"pathCase-Secret"}]}`, "pathCase-Secret"},
+		// A key spelled with JSON escapes is the same key to every JSON decoder.
+		{"escaped key only", `{"userName":"bjensen","pass\u0077ord":"escapedKey-Secret"}`, "escapedKey-Secret"},
+		{"escaped PATCH path", `{"Operations":[{"op":"replace","path":"\u0070assword","value":"escapedPath-Secret"}]}`, "escapedPath-Secret"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -343,6 +346,9 @@ func TestRedactTextEdgeCases(t *testing.T) {
 		{"dotted capital I before", strings.Repeat("İ", 20) + `{"password":"hunter22xx","x":1`, "hunter22xx"},
 		{"Kelvin sign before", strings.Repeat("\u212a", 20) + `{"password":"hunter22xx","x":1`, "hunter22xx"},
 		{"dotted capital I, password last", strings.Repeat("İ", 20) + `password`, ""},
+		{"leading spaces and a comma in the password", `{"userName":"bjensen","password":"  x,secretTail9","x":1`, "secretTail9"},
+		{"value on the next line", "{\n  \"userName\": \"bjensen\",\n  \"password\":\n    \"nextLine-Secret\",\n  \"name\": {", "nextLine-Secret"},
+		{"colon on the next line", "{\"userName\":\"bjensen\",\"password\"\r\n: \"nextLine-Secret\",\"x\":1", "nextLine-Secret"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
