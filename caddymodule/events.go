@@ -21,7 +21,11 @@ const (
 	EventRecorded = "scim_shadow.recorded"
 	// EventModeChanged: the review API changed a connection's mode. Data: connection, mode.
 	EventModeChanged = "scim_shadow.mode_changed"
-	// EventWarning: a new kind of warning was seen for a connection (not emitted yet).
+	// EventWarning: a warning was opened — a resource's write lacked an attribute marked
+	// warn_if_missing and no open warning existed for that resource and attribute (once
+	// per warning, not per write; again after a write carrying it resolved it). Emitted
+	// when the warning bookkeeping, which runs off the request path, stored it.
+	// Data: connection, resource, key, attribute, record_id (its example record; 0: none).
 	EventWarning = "scim_shadow.warning"
 	// EventApproved: a held or recorded write was approved (not emitted yet).
 	EventApproved = "scim_shadow.approved"

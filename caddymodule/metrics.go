@@ -90,16 +90,20 @@ var collectors = []prometheus.Collector{
 
 // storeOps are the operation labels of the instrumented store, by Store method.
 var storeOps = map[string]string{
-	"SaveRecord":    "save_record",
-	"Record":        "record",
-	"Records":       "records",
-	"DeleteRecords": "delete_records",
-	"Connections":   "connections",
-	"SetMode":       "set_mode",
-	"Modes":         "modes",
-	"LatestPending": "latest_pending",
-	"Purge":         "purge",
-	"Close":         "close",
+	"SaveRecord":     "save_record",
+	"Record":         "record",
+	"Records":        "records",
+	"DeleteRecords":  "delete_records",
+	"Connections":    "connections",
+	"SetMode":        "set_mode",
+	"Modes":          "modes",
+	"LatestPending":  "latest_pending",
+	"Purge":          "purge",
+	"Close":          "close",
+	"NoteWarnings":   "note_warnings",
+	"WarningSummary": "warning_summary",
+	"WarningUsers":   "warning_users",
+	"UserWarnings":   "user_warnings",
 }
 
 func init() {
@@ -237,6 +241,34 @@ func (s *instrumentedStore) Purge(ctx context.Context, before time.Time) (int64,
 	n, err := s.Store.Purge(ctx, before)
 	observeStore("purge", began, err)
 	return n, err
+}
+
+func (s *instrumentedStore) NoteWarnings(ctx context.Context, note shadow.WarningNote) (shadow.NoteResult, error) {
+	began := time.Now()
+	out, err := s.Store.NoteWarnings(ctx, note)
+	observeStore("note_warnings", began, err)
+	return out, err
+}
+
+func (s *instrumentedStore) WarningSummary(ctx context.Context, connection string) ([]shadow.WarningAttribute, error) {
+	began := time.Now()
+	out, err := s.Store.WarningSummary(ctx, connection)
+	observeStore("warning_summary", began, err)
+	return out, err
+}
+
+func (s *instrumentedStore) WarningUsers(ctx context.Context, connection, attribute, cursor string, limit int) ([]shadow.WarningUser, string, error) {
+	began := time.Now()
+	out, next, err := s.Store.WarningUsers(ctx, connection, attribute, cursor, limit)
+	observeStore("warning_users", began, err)
+	return out, next, err
+}
+
+func (s *instrumentedStore) UserWarnings(ctx context.Context, connection, key string) ([]shadow.Warning, error) {
+	began := time.Now()
+	out, err := s.Store.UserWarnings(ctx, connection, key)
+	observeStore("user_warnings", began, err)
+	return out, err
 }
 
 func (s *instrumentedStore) Close() error {

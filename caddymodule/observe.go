@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -95,12 +96,24 @@ func (o *decisionObserver) log(d *shadow.Decision) {
 	}
 }
 
-// observability is the app's share of metrics and events: the event emitter and the
-// trigger of pending-gauge refreshes.
+// WarningRecorder hands the engine the app's warning recorder (shadow.WarningSource).
+func (o *decisionObserver) WarningRecorder() *shadow.WarningRecorder {
+	if o.app == nil || o.app.obs == nil {
+		return nil
+	}
+	return o.app.obs.warnings
+}
+
+// observability is the app's share of metrics and events: the event emitter, the
+// trigger of pending-gauge refreshes, and the warning recorder (its events).
 type observability struct {
 	events      *emitter
 	pendingKick chan struct{}
+	warnings    *shadow.WarningRecorder
 }
+
+// warningCloseTimeout bounds the wait for the warning bookkeeping queued when the app stops.
+const warningCloseTimeout = 5 * time.Second
 
 // provisionObservability registers the metrics in this config's registry and connects to
 // the events app.
@@ -112,8 +125,34 @@ func (a *App) provisionObservability(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	a.obs = &observability{events: ev, pendingKick: make(chan struct{}, 1)}
+	a.obs = &observability{events: ev, pendingKick: make(chan struct{}, 1), warnings: a.newWarningRecorder()}
 	return nil
+}
+
+// newWarningRecorder makes the recorder of this config's warning bookkeeping: it emits
+// EventWarning for every warning opened, and logs store failures and drops. Writes queue
+// from provisioning on; the worker starts with the app.
+func (a *App) newWarningRecorder() *shadow.WarningRecorder {
+	wr := shadow.NewWarningRecorder(0)
+	logger := a.logger.Named("warnings")
+	wr.OnNew = func(w shadow.NewWarning) {
+		a.emit(EventWarning, map[string]any{
+			"connection": w.Connection,
+			"resource":   w.ResourceType,
+			"key":        w.Key,
+			"attribute":  w.Attribute,
+			"record_id":  w.RecordID,
+		})
+	}
+	wr.OnError = func(err error) {
+		logger.Error("keeping warnings", zap.Error(err))
+	}
+	wr.OnDrop = func(total int64) {
+		if total == 1 || total%1000 == 0 {
+			logger.Warn("warning bookkeeping dropped (queue full or app stopping)", zap.Int64("dropped_total", total))
+		}
+	}
+	return wr
 }
 
 // startObservability starts the event emitter and the pending-gauge refresh; both stop
@@ -123,12 +162,17 @@ func (a *App) startObservability(stop <-chan struct{}) {
 		return
 	}
 	a.obs.events.start()
+	a.obs.warnings.Start(a.handle.store)
 	go a.pendingLoop(stop, a.obs.pendingKick)
 }
 
-// stopObservability emits what is queued and stops the emitter.
+// stopObservability finishes the queued warning bookkeeping (a few seconds at most), then
+// emits what is queued and stops the emitter.
 func (a *App) stopObservability() {
 	if a.obs != nil {
+		if !a.obs.warnings.Close(warningCloseTimeout) {
+			a.logger.Warn("the store is slow; dropping the warning bookkeeping still queued")
+		}
 		a.obs.events.close()
 	}
 }

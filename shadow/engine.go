@@ -81,6 +81,9 @@ type Engine struct {
 	StoreTimeout  time.Duration              // 0: DefaultStoreTimeout
 	Observer      Observer                   // nil: nobody is told
 	Now           func() time.Time           // nil: time.Now
+	// Warnings takes the warning bookkeeping of writes (see warnings.go); nil: the
+	// Observer's, when it is a WarningSource, else none.
+	Warnings *WarningRecorder
 
 	predictionCaches
 }
@@ -143,6 +146,7 @@ func (e *Engine) handleWrite(w http.ResponseWriter, r *http.Request, next http.H
 	if d.Mode == ModeLive {
 		setBody(r, effective)
 		d.Outcome = OutcomeForwarded
+		e.noteWarnings(r, d, body, effective, 0, "")
 		next.ServeHTTP(w, r)
 		return
 	}
@@ -279,6 +283,9 @@ func (e *Engine) record(w http.ResponseWriter, r *http.Request, next http.Handle
 		return
 	}
 	d.Outcome, d.RecordID, d.Attempts = OutcomeRecorded, saved.ID, saved.Attempts
+	if saved.Attempts == 1 {
+		e.noteWarnings(r, d, original, effective, saved.ID, rec.Key)
+	}
 	e.reject(w, saved.ID, fmt.Sprintf(
 		"preview mode: the request was recorded as %d (attempt %d) and not applied; it will be applied when connection %q goes live and the request is retried",
 		saved.ID, saved.Attempts, d.Connection))
@@ -316,20 +323,7 @@ func (e *Engine) newRecord(r *http.Request, d *Decision, original, effective []b
 
 // storedRequest is the redacted form of r with the given body.
 func (e *Engine) storedRequest(r *http.Request, body []byte) StoredRequest {
-	sr := StoredRequest{
-		Method: r.Method,
-		URL:    r.URL.RequestURI(),
-		Header: RedactHeader(r.Header, e.RedactHeaders),
-	}
-	delete(sr.Header, "Content-Length") // describes the body as received, not this one
-	switch {
-	case len(body) == 0:
-	case gjson.ValidBytes(body):
-		sr.Body = RedactBody(bytes.Clone(body))
-	default:
-		sr.Text = RedactText(strings.ToValidUTF8(string(body), "\uFFFD"))
-	}
-	return sr
+	return storedRequestOf(r.Method, r.URL.RequestURI(), RedactHeader(r.Header, e.RedactHeaders), body)
 }
 
 // reject answers with the configured retryable rejection.

@@ -1196,3 +1196,78 @@ func TestEnginePreviewNeverForwardsWritesOnOddPaths(t *testing.T) {
 		})
 	}
 }
+
+// liveBackend answers GETs like a SCIM backend holding one user u1 and one group g1, and
+// records every request; it stands in for reverse_proxy when predictions read live state.
+type liveBackend struct{ recordingNext }
+
+func (b *liveBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		b.recordingNext.ServeHTTP(w, r)
+		return
+	}
+	b.mu.Lock()
+	b.got = append(b.got, received{Method: r.Method, URI: r.URL.RequestURI(), Header: r.Header.Clone()})
+	b.mu.Unlock()
+	w.Header().Set("Content-Type", shadow.ContentType)
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/Users/u1"):
+		_, _ = io.WriteString(w, `{"schemas":["`+userSchema+`"],"id":"u1","userName":"bjensen","name":{"givenName":"Barbara"},"active":true,`+
+			`"urn:example:params:scim:schemas:extension:custom:2.0:User":{"badge":"b1"}}`)
+	case strings.HasSuffix(r.URL.Path, "/Groups/g1"):
+		_, _ = io.WriteString(w, `{"schemas":["`+groupSchema+`"],"id":"g1","displayName":"Ops","members":[]}`)
+	case strings.HasSuffix(r.URL.Path, "/Users") || strings.HasSuffix(r.URL.Path, "/Groups"):
+		_, _ = io.WriteString(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":0,"Resources":[]}`)
+	default:
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"schemas":["`+shadow.ErrorSchema+`"],"status":"404"}`)
+	}
+}
+
+// TestEngineSecretsNeverStoredInPredictions: what a preview record predicts (live state,
+// projected state, changes) is stored too, so a password must not reach it either, under
+// whatever name the request gives it.
+func TestEngineSecretsNeverStoredInPredictions(t *testing.T) {
+	const ext = "urn:example:params:scim:schemas:extension:custom:2.0:User"
+	tests := []struct {
+		name, method, path, body, secret string
+	}{
+		{"create", "POST", "/scim/v2/Users",
+			`{"schemas":["` + userSchema + `"],"userName":"new","password":"create-Secret1"}`, "create-Secret1"},
+		{"create, URN-qualified", "POST", "/scim/v2/Users",
+			`{"schemas":["` + userSchema + `"],"userName":"new","` + userSchema + `:password":"urn-Secret1"}`, "urn-Secret1"},
+		{"create, in an extension", "POST", "/scim/v2/Users",
+			`{"schemas":["` + userSchema + `","` + ext + `"],"userName":"new","` + ext + `":{"password":"ext-Secret1"}}`, "ext-Secret1"},
+		{"create, as a sub-attribute", "POST", "/scim/v2/Users",
+			`{"schemas":["` + userSchema + `"],"userName":"new","name":{"givenName":"N","password":"sub-Secret1"}}`, "sub-Secret1"},
+		{"replace", "PUT", "/scim/v2/Users/u1",
+			`{"schemas":["` + userSchema + `"],"id":"u1","userName":"bjensen","Password":"put-Secret1"}`, "put-Secret1"},
+		{"patch path", "PATCH", "/scim/v2/Users/u1",
+			`{"schemas":["` + patchSchema + `"],"Operations":[{"op":"replace","path":"password","value":"patch-Secret1"}]}`, "patch-Secret1"},
+		{"patch URN path", "PATCH", "/scim/v2/Users/u1",
+			`{"schemas":["` + patchSchema + `"],"Operations":[{"op":"Replace","path":"` + userSchema + `:password","value":"patchurn-Secret1"}]}`, "patchurn-Secret1"},
+		{"patch path-less", "PATCH", "/scim/v2/Users/u1",
+			`{"schemas":["` + patchSchema + `"],"Operations":[{"op":"Replace","value":{"PASSWORD":"pathless-Secret1","active":false}}]}`, "pathless-Secret1"},
+		{"patch extension path", "PATCH", "/scim/v2/Users/u1",
+			`{"schemas":["` + patchSchema + `"],"Operations":[{"op":"add","path":"` + ext + `:password","value":"extpath-Secret1"}]}`, "extpath-Secret1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, shadow.ModePreview)
+			backend := &liveBackend{}
+			w := httptest.NewRecorder()
+			f.eng.ServeHTTP(w, newRequest(tc.method, tc.path, tc.body), backend)
+			rec := f.assertRecorded(w)
+			if got := backend.writes(); len(got) != 0 {
+				t.Fatalf("a preview write reached the backend: %+v", got)
+			}
+			raw, err := json.Marshal(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(raw, []byte(tc.secret)) {
+				t.Errorf("secret %q stored (invariant 5):\n%s", tc.secret, raw)
+			}
+		})
+	}
+}

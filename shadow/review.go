@@ -16,12 +16,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ReviewAPI serves the review endpoints over a Store. Paths are relative: mount it with
 // the prefix stripped.
 //
-//	GET    /connections                    {"connections":[{"name","mode","pending","errors","deprovisions"}]}
+//	GET    /connections                    {"connections":[{"name","mode","pending","errors","deprovisions","warnings"}]}
 //	PUT    /connections/{c}/mode           {"mode":"live"|"preview"} → {"name","mode"}
 //	GET    /connections/{c}/records        ?user=&group=&errors=1&deprovisions=1&resource=&method=&status=&cursor=&limit=
 //	                                       → {"records":[…],"next_cursor":"…"}
@@ -29,6 +30,19 @@ import (
 //	GET    /connections/{c}/resources      ?user=&group=&errors=1&type=&cursor=&limit=
 //	                                       → {"resources":[…],"next_cursor":"…"} (see PendingResources)
 //	DELETE /connections/{c}/records        {"deleted":N}
+//	GET    /connections/{c}/warnings       {"attributes":[{"resource_type","attribute","users_missing",
+//	                                        "fallbacks":[{"source","count","last_seen_at"}]}]}
+//	GET    /connections/{c}/warnings/users ?attribute=&cursor=&limit=
+//	                                       → {"users":[{"resource_type","key","attributes","count","last_seen_at"}],"next_cursor":"…"}
+//	GET    /connections/{c}/warnings/users/{key}
+//	                                       → {"key","warnings":[{"resource_type","attribute","count","first_seen_at",
+//	                                          "last_seen_at","example":{"record_id","original","effective"}|null}]}
+//
+// "warnings" of a connection counts its open warnings: (resource, attribute) pairs whose
+// last write lacked a warn_if_missing attribute. users_missing counts the resources with
+// an open warning for the attribute; fallbacks count the writes that filled it from a
+// from path. A warning's example is the request that opened it (the preview record, or a
+// record with status observed in live mode); null once records were deleted or purged.
 //
 // user= and group= match a user or group the record touches (its target, or a member it
 // adds or removes) by key (case-insensitive) or id. List items leave out the request
@@ -69,6 +83,9 @@ func reviewRoutes() *http.ServeMux {
 		handle("DELETE /connections/{c}/records", (*ReviewAPI).deleteRecords)
 		handle("GET /connections/{c}/records/{id}", (*ReviewAPI).getRecord)
 		handle("GET /connections/{c}/resources", (*ReviewAPI).listResources)
+		handle("GET /connections/{c}/warnings", (*ReviewAPI).warningSummary)
+		handle("GET /connections/{c}/warnings/users", (*ReviewAPI).warningUsers)
+		handle("GET /connections/{c}/warnings/users/{key}", (*ReviewAPI).userWarnings)
 		reviewMux = mux
 	})
 	return reviewMux
@@ -76,6 +93,10 @@ func reviewRoutes() *http.ServeMux {
 
 // ServeHTTP routes a review request.
 func (a *ReviewAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; p == "/ui" || strings.HasPrefix(p, "/ui/") {
+		a.serveUI(w, r) // the review page (ui.go)
+		return
+	}
 	mux := reviewRoutes()
 	// The mux would redirect a path that is not clean ("//", "..") to its clean form,
 	// losing the prefix the caller stripped: such paths are not found.
@@ -112,6 +133,7 @@ type connectionView struct {
 	Pending      int64  `json:"pending"`
 	Errors       int64  `json:"errors"`       // pending records with predicted errors
 	Deprovisions int64  `json:"deprovisions"` // pending records that deprovision
+	Warnings     int64  `json:"warnings"`     // open warnings
 }
 
 func (a *ReviewAPI) listConnections(w http.ResponseWriter, r *http.Request) {
@@ -127,7 +149,7 @@ func (a *ReviewAPI) listConnections(w http.ResponseWriter, r *http.Request) {
 	views := make(map[string]*connectionView, len(infos)+len(defaults))
 	for _, info := range infos {
 		views[info.Name] = &connectionView{Name: info.Name, Mode: info.Mode, Pending: info.Pending,
-			Errors: info.Errors, Deprovisions: info.Deprovisions}
+			Errors: info.Errors, Deprovisions: info.Deprovisions, Warnings: info.Warnings}
 	}
 	for name := range defaults {
 		if name != "" && views[name] == nil {
@@ -183,6 +205,7 @@ func (a *ReviewAPI) putMode(w http.ResponseWriter, r *http.Request) {
 // validStatuses are the values ?status= accepts.
 var validStatuses = map[RecordStatus]bool{
 	StatusPending: true, StatusApproved: true, StatusIgnored: true, StatusForwarded: true, StatusFailed: true,
+	StatusObserved: true,
 }
 
 func (a *ReviewAPI) listRecords(w http.ResponseWriter, r *http.Request) {
@@ -316,6 +339,93 @@ func (a *ReviewAPI) deleteRecords(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeReviewJSON(w, http.StatusOK, map[string]int64{"deleted": n})
+}
+
+func (a *ReviewAPI) warningSummary(w http.ResponseWriter, r *http.Request) {
+	attrs, err := a.Store.WarningSummary(r.Context(), r.PathValue("c"))
+	if err != nil {
+		writeReviewError(w, http.StatusInternalServerError, fmt.Sprintf("listing warnings: %v", err))
+		return
+	}
+	if attrs == nil {
+		attrs = []WarningAttribute{}
+	}
+	writeReviewJSON(w, http.StatusOK, map[string]any{"attributes": attrs})
+}
+
+func (a *ReviewAPI) warningUsers(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	limit, err := queryLimit(v, MaxWarningUserLimit)
+	if err != nil {
+		writeReviewError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	users, next, err := a.Store.WarningUsers(r.Context(), r.PathValue("c"), v.Get("attribute"), v.Get("cursor"), limit)
+	if errors.Is(err, ErrBadCursor) {
+		writeReviewError(w, http.StatusBadRequest, "invalid cursor")
+		return
+	}
+	if err != nil {
+		writeReviewError(w, http.StatusInternalServerError, fmt.Sprintf("listing users with warnings: %v", err))
+		return
+	}
+	if users == nil {
+		users = []WarningUser{}
+	}
+	writeReviewJSON(w, http.StatusOK, map[string]any{"users": users, "next_cursor": next})
+}
+
+// warningView is one warning of GET …/warnings/users/{key}.
+type warningView struct {
+	ResourceType string          `json:"resource_type"`
+	Attribute    string          `json:"attribute"`
+	Count        int64           `json:"count"`
+	FirstSeenAt  time.Time       `json:"first_seen_at"`
+	LastSeenAt   time.Time       `json:"last_seen_at"`
+	Example      *warningExample `json:"example"`
+}
+
+// warningExample is the request that opened a warning.
+type warningExample struct {
+	RecordID  int64         `json:"record_id"`
+	Original  StoredRequest `json:"original"`
+	Effective StoredRequest `json:"effective"`
+}
+
+func (a *ReviewAPI) userWarnings(w http.ResponseWriter, r *http.Request) {
+	conn, key := r.PathValue("c"), r.PathValue("key")
+	ws, err := a.Store.UserWarnings(r.Context(), conn, key)
+	if err != nil {
+		writeReviewError(w, http.StatusInternalServerError, fmt.Sprintf("reading warnings: %v", err))
+		return
+	}
+	examples := map[int64]*warningExample{}
+	views := make([]warningView, 0, len(ws))
+	var latest time.Time
+	for _, wn := range ws {
+		if wn.Key != "" && !wn.LastSeenAt.Before(latest) {
+			key, latest = wn.Key, wn.LastSeenAt // the spelling seen last
+		}
+		v := warningView{ResourceType: wn.ResourceType, Attribute: wn.Attribute, Count: wn.Count,
+			FirstSeenAt: wn.FirstSeenAt, LastSeenAt: wn.LastSeenAt}
+		if id := wn.ExampleRecordID; id > 0 {
+			ex, seen := examples[id]
+			if !seen {
+				rec, err := a.Store.Record(r.Context(), conn, id)
+				switch {
+				case err == nil:
+					ex = &warningExample{RecordID: rec.ID, Original: rec.Original, Effective: rec.Effective}
+				case !errors.Is(err, ErrNotFound):
+					writeReviewError(w, http.StatusInternalServerError, fmt.Sprintf("reading example record %d: %v", id, err))
+					return
+				}
+				examples[id] = ex
+			}
+			v.Example = ex
+		}
+		views = append(views, v)
+	}
+	writeReviewJSON(w, http.StatusOK, map[string]any{"key": key, "warnings": views})
 }
 
 // writeReviewJSON answers with v as JSON. Review data is never cached.

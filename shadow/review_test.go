@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 type reviewFixture struct {
@@ -762,5 +763,185 @@ func TestReviewPendingResourcesScan(t *testing.T) {
 	res, next, err = PendingResources(t.Context(), f.store, "big", ResourceQuery{Limit: 3, Cursor: next})
 	if err != nil || len(res) != 1 || res[0].ID != "old" || !slices.Equal(res[0].Records, []int64{oldest}) || next != "" {
 		t.Errorf("second page: %+v, %q, %v", res, next, err)
+	}
+}
+
+type warningSummaryResponse struct {
+	Attributes []struct {
+		ResourceType string `json:"resource_type"`
+		Attribute    string `json:"attribute"`
+		UsersMissing int64  `json:"users_missing"`
+		Fallbacks    []struct {
+			Source     string `json:"source"`
+			Count      int64  `json:"count"`
+			LastSeenAt string `json:"last_seen_at"`
+		} `json:"fallbacks"`
+	} `json:"attributes"`
+}
+
+type warningUsersResponse struct {
+	Users []struct {
+		ResourceType string   `json:"resource_type"`
+		Key          string   `json:"key"`
+		Attributes   []string `json:"attributes"`
+		Count        int64    `json:"count"`
+		LastSeenAt   string   `json:"last_seen_at"`
+	} `json:"users"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+type userWarningsResponse struct {
+	Key      *string `json:"key"`
+	Warnings []struct {
+		ResourceType string `json:"resource_type"`
+		Attribute    string `json:"attribute"`
+		Count        int64  `json:"count"`
+		FirstSeenAt  string `json:"first_seen_at"`
+		LastSeenAt   string `json:"last_seen_at"`
+		Example      *struct {
+			RecordID  int64         `json:"record_id"`
+			Original  StoredRequest `json:"original"`
+			Effective StoredRequest `json:"effective"`
+		} `json:"example"`
+	} `json:"warnings"`
+}
+
+func TestReviewWarnings(t *testing.T) {
+	f := newReviewFixture(t)
+	ctx := t.Context()
+	note := func(n WarningNote) {
+		t.Helper()
+		if n.At.IsZero() {
+			n.At = suiteT0
+		}
+		if _, err := f.store.NoteWarnings(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Preview: the record is the example.
+	ex := f.seed("acme", "User", "Ann Lee/ops", "u1", "POST", StatusPending)
+	note(WarningNote{Connection: "acme", ResourceType: "User", Key: "Ann Lee/ops", Missing: []string{"favoriteColor", "title"}, ExampleRecordID: ex,
+		Fallbacks: []FallbackUse{{Attribute: "department", Source: "dept"}}})
+	note(WarningNote{Connection: "acme", ResourceType: "User", Key: "ann lee/ops", Missing: []string{"favoriteColor"}, At: suiteT0.Add(time.Minute)})
+	// Live: an observed example.
+	obs := &Record{Method: "POST", Path: "/scim/v2/Users", ResourceType: "User", Key: "bo", Operation: "create",
+		Original:  StoredRequest{Method: "POST", URL: "/scim/v2/Users", Body: json.RawMessage(`{"userName":"bo","favorite_color":null}`)},
+		Effective: StoredRequest{Method: "POST", URL: "/scim/v2/Users", Body: json.RawMessage(`{"userName":"bo"}`)}}
+	note(WarningNote{Connection: "acme", ResourceType: "User", Key: "bo", Missing: []string{"favoriteColor"}, Example: obs})
+	note(WarningNote{Connection: "acme", ResourceType: "User", Key: "cy", Missing: []string{"title"}})
+	note(WarningNote{Connection: "acme", ResourceType: "User", Key: "cy", Present: []string{"title"}, At: suiteT0.Add(time.Hour)})
+	note(WarningNote{Connection: "globex", ResourceType: "User", Key: "ann lee/ops", Missing: []string{"nickName"}})
+
+	var conns connectionsResponse
+	f.do("GET", "/connections", "", 200, &conns)
+	want := []connectionView{
+		{Name: "acme", Mode: ModePreview, Pending: 1, Warnings: 3},
+		{Name: "configured", Mode: ModePreview},
+		{Name: "globex", Mode: ModeLive, Warnings: 1}, // warnings only: listed
+	}
+	if !slices.Equal(conns.Connections, want) {
+		t.Errorf("GET /connections = %+v\nwant %+v", conns.Connections, want)
+	}
+
+	var sum warningSummaryResponse
+	f.do("GET", "/connections/acme/warnings", "", 200, &sum)
+	var attrs []string
+	for _, a := range sum.Attributes {
+		attrs = append(attrs, a.ResourceType+"/"+a.Attribute+"="+strconv.FormatInt(a.UsersMissing, 10))
+		if a.Fallbacks == nil {
+			t.Errorf("%s: fallbacks is null, want []", a.Attribute)
+		}
+	}
+	if want := []string{"User/department=0", "User/favoriteColor=2", "User/title=1"}; !slices.Equal(attrs, want) {
+		t.Errorf("summary = %v, want %v", attrs, want)
+	}
+	if fb := sum.Attributes[0].Fallbacks; len(fb) != 1 || fb[0].Source != "dept" || fb[0].Count != 1 || !strings.HasPrefix(fb[0].LastSeenAt, "2025-03-04T04:06:07.123456Z") {
+		t.Errorf("fallbacks = %+v", fb)
+	}
+	f.do("GET", "/connections/nobody/warnings", "", 200, &sum)
+	if sum.Attributes == nil || len(sum.Attributes) != 0 {
+		t.Errorf("summary of nobody = %+v", sum.Attributes)
+	}
+
+	var users warningUsersResponse
+	f.do("GET", "/connections/acme/warnings/users", "", 200, &users)
+	if len(users.Users) != 2 || users.NextCursor == nil || *users.NextCursor != "" {
+		t.Fatalf("users = %+v", users)
+	}
+	ann := users.Users[0]
+	if ann.Key != "ann lee/ops" && ann.Key != "Ann Lee/ops" || ann.ResourceType != "User" || ann.Count != 3 ||
+		!slices.Equal(ann.Attributes, []string{"favoriteColor", "title"}) || !strings.HasPrefix(ann.LastSeenAt, "2025-03-04T04:07:07") {
+		t.Errorf("first user = %+v", ann)
+	}
+	f.do("GET", "/connections/acme/warnings/users?attribute=title", "", 200, &users)
+	if len(users.Users) != 1 || users.Users[0].Count != 3 {
+		t.Errorf("users missing title = %+v", users.Users)
+	}
+	f.do("GET", "/connections/acme/warnings/users?limit=1", "", 200, &users)
+	if len(users.Users) != 1 || users.NextCursor == nil || *users.NextCursor == "" {
+		t.Fatalf("page 1 = %+v", users)
+	}
+	f.do("GET", "/connections/acme/warnings/users?limit=1&cursor="+url.QueryEscape(*users.NextCursor), "", 200, &users)
+	if len(users.Users) != 1 || users.Users[0].Key != "bo" || *users.NextCursor != "" {
+		t.Errorf("page 2 = %+v", users)
+	}
+	f.do("GET", "/connections/acme/warnings/users?cursor=nope", "", 400, nil)
+	f.do("GET", "/connections/acme/warnings/users?limit=0", "", 400, nil)
+	f.do("GET", "/connections/acme/warnings/users?limit=x", "", 400, nil)
+	f.do("GET", "/connections/other/warnings/users", "", 200, &users)
+	if users.Users == nil || len(users.Users) != 0 {
+		t.Errorf("users of another connection = %+v", users.Users)
+	}
+
+	// One user's warnings, with their examples; the key is escaped and case-insensitive.
+	var uw userWarningsResponse
+	f.do("GET", "/connections/acme/warnings/users/"+url.PathEscape("ANN LEE/OPS"), "", 200, &uw)
+	if uw.Key == nil || *uw.Key != "ann lee/ops" || len(uw.Warnings) != 2 {
+		t.Fatalf("ann = %+v", uw)
+	}
+	fav, title := uw.Warnings[0], uw.Warnings[1]
+	if fav.Attribute != "favoriteColor" || fav.Count != 2 || title.Attribute != "title" || title.Count != 1 ||
+		!strings.HasPrefix(fav.FirstSeenAt, "2025-03-04T04:06:07") || !strings.HasPrefix(fav.LastSeenAt, "2025-03-04T04:07:07") {
+		t.Errorf("ann's warnings = %+v", uw.Warnings)
+	}
+	for _, w := range uw.Warnings {
+		if w.Example == nil || w.Example.RecordID != ex || w.Example.Original.Method != "POST" ||
+			compactJSON(t, w.Example.Original.Body) != `{"userName":"Ann Lee/ops","secretish":"body"}` || w.Example.Effective.Text != "effective text Ann Lee/ops" {
+			t.Errorf("%s: example = %+v", w.Attribute, w.Example)
+		}
+	}
+	f.do("GET", "/connections/acme/warnings/users/bo", "", 200, &uw)
+	if len(uw.Warnings) != 1 || uw.Warnings[0].Example == nil || compactJSON(t, uw.Warnings[0].Example.Original.Body) != `{"userName":"bo","favorite_color":null}` ||
+		compactJSON(t, uw.Warnings[0].Example.Effective.Body) != `{"userName":"bo"}` {
+		t.Errorf("bo = %+v", uw)
+	}
+	// Resolved and unknown users have no open warnings; other connections see none.
+	for _, path := range []string{"/connections/acme/warnings/users/cy", "/connections/acme/warnings/users/nobody",
+		"/connections/globex/warnings/users/bo"} {
+		f.do("GET", path, "", 200, &uw)
+		if uw.Warnings == nil || len(uw.Warnings) != 0 {
+			t.Errorf("%s = %+v", path, uw)
+		}
+	}
+
+	// Clearing the preview keeps the warnings; their examples become null.
+	f.do("DELETE", "/connections/acme/records", "", 200, nil)
+	f.do("GET", "/connections/acme/warnings/users/"+url.PathEscape("ann lee/ops"), "", 200, &uw)
+	if len(uw.Warnings) != 2 || uw.Warnings[0].Example != nil || uw.Warnings[1].Example != nil {
+		t.Errorf("after DELETE records: %+v", uw)
+	}
+	f.do("GET", "/connections", "", 200, &conns)
+	if conns.Connections[0].Name != "acme" || conns.Connections[0].Pending != 0 || conns.Connections[0].Warnings != 3 {
+		t.Errorf("acme after DELETE records = %+v", conns.Connections[0])
+	}
+	f.do("POST", "/connections/acme/warnings", "", 405, nil)
+	f.do("GET", "/connections/acme/warnings/users/a/b", "", 404, nil)
+
+	// Observed records are listed with ?status=observed.
+	var list recordsResponse
+	note(WarningNote{Connection: "acme", ResourceType: "User", Key: "dee", Missing: []string{"x"}, Example: obs})
+	f.do("GET", "/connections/acme/records?status=observed", "", 200, &list)
+	if len(list.Records) != 1 || list.Records[0]["status"] != "observed" {
+		t.Errorf("observed records = %+v", list.Records)
 	}
 }

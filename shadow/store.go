@@ -17,6 +17,10 @@ const (
 	StatusIgnored   RecordStatus = "ignored"   // ignored: later retries get a final error
 	StatusForwarded RecordStatus = "forwarded" // forwarded to the backend after approval
 	StatusFailed    RecordStatus = "failed"    // forwarded, and the backend refused it
+	// StatusObserved: a write of live traffic kept as the example request of a new warning
+	// (see WarningNote.Example). It was forwarded as usual: it never counts as pending,
+	// is never deduplicated and is never approved.
+	StatusObserved RecordStatus = "observed"
 )
 
 // Mode says what a connection does with writes.
@@ -110,6 +114,7 @@ type ConnectionInfo struct {
 	Pending      int64  `json:"pending"`
 	Errors       int64  `json:"errors"`       // pending records with errors
 	Deprovisions int64  `json:"deprovisions"` // pending records that deprovision
+	Warnings     int64  `json:"warnings"`     // open warnings: (resource, attribute) pairs still missing
 }
 
 // Store keeps records and run-time connection modes. Implementations are safe for concurrent
@@ -126,7 +131,8 @@ type Store interface {
 	Records(ctx context.Context, connection string, q RecordQuery) ([]Record, string, error)
 	// DeleteRecords removes every record of a connection and returns how many.
 	DeleteRecords(ctx context.Context, connection string) (int64, error)
-	// Connections lists connections that have records or a stored mode, by name.
+	// Connections lists connections that have records, warnings or a stored mode, by
+	// name. Its counts are of pending records, and of open warnings.
 	Connections(ctx context.Context) ([]ConnectionInfo, error)
 	// SetMode stores a run-time mode for a connection.
 	SetMode(ctx context.Context, connection string, mode Mode) error
@@ -138,6 +144,100 @@ type Store interface {
 	LatestPending(ctx context.Context, connection, resourceType, id, key string) (Record, error)
 	// Purge removes records last seen before t and returns how many.
 	Purge(ctx context.Context, before time.Time) (int64, error)
+
+	// Warnings (see warnings.go). Open warnings outlive DeleteRecords and Purge; their
+	// example record id becomes 0 when that record goes. Purge also removes the warnings
+	// resolved before its time.
+
+	// NoteWarnings applies one write's warning bookkeeping in one transaction: it opens
+	// or bumps a warning per Missing attribute, resolves the open warnings of Present
+	// attributes, counts Fallbacks, and saves note.Example when needed (see WarningNote).
+	NoteWarnings(ctx context.Context, note WarningNote) (NoteResult, error)
+	// WarningSummary lists, per resource type and attribute, the open warnings and the
+	// fallback counts of a connection, by resource type and attribute.
+	WarningSummary(ctx context.Context, connection string) ([]WarningAttribute, error)
+	// WarningUsers lists the resources of a connection with open warnings (only those
+	// missing attribute, case-insensitive, when it is not ""), by resource type and key,
+	// and the cursor of the next page ("" on the last). limit 0 means
+	// DefaultWarningUserLimit; at most MaxWarningUserLimit. A cursor WarningUsers did not
+	// produce is ErrBadCursor.
+	WarningUsers(ctx context.Context, connection, attribute, cursor string, limit int) ([]WarningUser, string, error)
+	// UserWarnings lists the open warnings of the resources of a connection with the
+	// given key (case-insensitive), by resource type and attribute.
+	UserWarnings(ctx context.Context, connection, key string) ([]Warning, error)
 	// Close releases the store.
 	Close() error
+}
+
+// FallbackUse is one use of a mapping rule's from path: the target attribute was taken
+// from Source (a fallback_used finding).
+type FallbackUse struct {
+	Attribute string `json:"attribute"`
+	Source    string `json:"source"`
+}
+
+// WarningNote is the warning bookkeeping of one write of one resource.
+type WarningNote struct {
+	Connection   string
+	ResourceType string
+	// Key is the resource's userName, displayName or externalId; warnings are keyed by it
+	// (case-insensitive). "" when the write does not carry it (PATCH): then Missing is
+	// ignored and Present resolves the warnings whose resource id is ResourceID.
+	Key        string
+	ResourceID string   // the resource id, when known; remembered on the warnings
+	Missing    []string // warn_if_missing targets the write lacked
+	Present    []string // warn_if_missing targets the write carried: their warnings resolve
+	Fallbacks  []FallbackUse
+	// ExampleRecordID is a record showing the request (in preview, the recorded write);
+	// a new warning keeps it (an open one keeps its first). 0: none, see Example.
+	ExampleRecordID int64
+	// Example, when ExampleRecordID is 0, is saved (with status observed) in the same
+	// transaction if, and only if, a Missing attribute has no open warning with an
+	// example yet, and becomes that warning's example. So live traffic adds a record per
+	// new warning, not per request.
+	Example *Record
+	At      time.Time // when the write was seen; zero: now
+}
+
+// NoteResult is what NoteWarnings changed.
+type NoteResult struct {
+	Opened          []string // Missing attributes that had no open warning: new warnings
+	Resolved        []string // Present attributes whose open warning was resolved
+	ExampleRecordID int64    // the example of the new warnings (given or saved), or the Example saved; 0: none
+}
+
+// WarningAttribute is one attribute of WarningSummary.
+type WarningAttribute struct {
+	ResourceType string          `json:"resource_type"`
+	Attribute    string          `json:"attribute"`
+	UsersMissing int64           `json:"users_missing"` // open warnings: resources still without it
+	Fallbacks    []FallbackCount `json:"fallbacks"`     // from paths used for it, by source
+}
+
+// FallbackCount counts the uses of one from path of an attribute.
+type FallbackCount struct {
+	Source     string    `json:"source"`
+	Count      int64     `json:"count"`
+	LastSeenAt time.Time `json:"last_seen_at"`
+}
+
+// WarningUser is one resource of WarningUsers.
+type WarningUser struct {
+	ResourceType string    `json:"resource_type"`
+	Key          string    `json:"key"`        // one spelling seen (keys match case-insensitively)
+	Attributes   []string  `json:"attributes"` // its open warnings' attributes, sorted
+	Count        int64     `json:"count"`      // writes seen without them (the sum of the warnings' counts)
+	LastSeenAt   time.Time `json:"last_seen_at"`
+}
+
+// Warning is one open warning: a resource's writes lack a warn_if_missing attribute.
+type Warning struct {
+	ResourceType    string    `json:"resource_type"`
+	Key             string    `json:"key"` // as last seen
+	ResourceID      string    `json:"resource_id,omitempty"`
+	Attribute       string    `json:"attribute"`
+	Count           int64     `json:"count"` // writes seen without it since it opened
+	FirstSeenAt     time.Time `json:"first_seen_at"`
+	LastSeenAt      time.Time `json:"last_seen_at"`
+	ExampleRecordID int64     `json:"example_record_id,omitempty"` // 0: none, or deleted
 }

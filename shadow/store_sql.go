@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -480,9 +481,9 @@ func (c *sqlCore) DeleteRecords(ctx context.Context, connection string) (int64, 
 	return n, nil
 }
 
-// Connections lists every connection with records or a stored mode, with its counts of
-// pending records (all, with errors, deprovisioning), sorted by name (byte order, the
-// same in both databases).
+// Connections lists every connection with records, warnings or a stored mode, with its
+// counts of pending records (all, with errors, deprovisioning) and of open warnings,
+// sorted by name (byte order, the same in both databases).
 func (c *sqlCore) Connections(ctx context.Context) ([]ConnectionInfo, error) {
 	// Two cheap statements rather than one: the counts are a scan of the covering index
 	// (connection, status, errors, deprovision) without a temporary B-tree.
@@ -508,6 +509,9 @@ func (c *sqlCore) Connections(ctx context.Context) ([]ConnectionInfo, error) {
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%s: list connections: %w", c.name, err)
+	}
+	if err := c.openWarnings(ctx, byName, &out); err != nil {
+		return nil, fmt.Errorf("%s: list connections: warnings: %w", c.name, err)
 	}
 	modes, err := c.Modes(ctx)
 	if err != nil {
@@ -568,10 +572,15 @@ func (c *sqlCore) Modes(ctx context.Context) (map[string]Mode, error) {
 }
 
 // Purge removes the records last seen before t (and their subjects) and returns how many.
+// Open warnings stay (an example among the records purged becomes 0); warnings resolved
+// before t go.
 func (c *sqlCore) Purge(ctx context.Context, before time.Time) (int64, error) {
 	n, err := c.db.exec(ctx, `DELETE FROM records WHERE last_seen_at < $1`, c.db.timeArg(before))
 	if err != nil {
 		return 0, fmt.Errorf("%s: purge records before %s: %w", c.name, before.UTC().Format(time.RFC3339), err)
+	}
+	if _, err := c.db.exec(ctx, `DELETE FROM warnings WHERE resolved_at < $1`, c.db.timeArg(before)); err != nil {
+		return n, fmt.Errorf("%s: purge warnings resolved before %s: %w", c.name, before.UTC().Format(time.RFC3339), err)
 	}
 	return n, nil
 }
@@ -773,4 +782,483 @@ func applyMigrations(ctx context.Context, tx sqlBackend, migrations []sqlMigrati
 		applied = append(applied, m.version)
 	}
 	return applied, nil
+}
+
+// Limits of one page of WarningUsers.
+const (
+	DefaultWarningUserLimit = 100  // limit 0
+	MaxWarningUserLimit     = 1000 // larger limits are lowered to this
+)
+
+// foldKey is a resource key as warnings are keyed: lower case by Go's Unicode rules, so
+// that both databases fold alike (their lower() do not).
+func foldKey(key string) string { return strings.ToLower(sqlText(key)) }
+
+// upsertWarning opens a warning (count 1), bumps an open one, or reopens a resolved one
+// (count 1 again, new first seen and example) unless it was resolved after this miss. It
+// returns the count, or no row when the miss is older than the resolution.
+var upsertWarningSQL = func(greatest string) string {
+	return `INSERT INTO warnings (connection, resource_type, key_fold, resource_key, resource_id, attribute,
+		count, first_seen_at, last_seen_at, resolved_at, example_record_id)
+	VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, NULL, $8)
+	ON CONFLICT (connection, resource_type, key_fold, attribute) DO UPDATE SET
+		count = CASE WHEN warnings.resolved_at IS NULL THEN warnings.count + 1 ELSE 1 END,
+		first_seen_at = CASE WHEN warnings.resolved_at IS NULL THEN warnings.first_seen_at ELSE excluded.first_seen_at END,
+		last_seen_at = CASE WHEN warnings.resolved_at IS NULL THEN ` + greatest + `(warnings.last_seen_at, excluded.last_seen_at)
+			ELSE excluded.last_seen_at END,
+		example_record_id = CASE WHEN warnings.resolved_at IS NULL
+			THEN COALESCE(warnings.example_record_id, excluded.example_record_id) ELSE excluded.example_record_id END,
+		resource_key = excluded.resource_key,
+		resource_id = CASE WHEN excluded.resource_id <> '' THEN excluded.resource_id ELSE warnings.resource_id END,
+		resolved_at = NULL
+	WHERE warnings.resolved_at IS NULL OR warnings.resolved_at <= excluded.last_seen_at
+	RETURNING count`
+}
+
+// upsertFallbackSQL counts one use of a from path.
+var upsertFallbackSQL = func(greatest string) string {
+	return `INSERT INTO warning_fallbacks (connection, resource_type, attribute, source, count, first_seen_at, last_seen_at)
+	VALUES ($1, $2, $3, $4, 1, $5, $5)
+	ON CONFLICT (connection, resource_type, attribute, source) DO UPDATE SET
+		count = warning_fallbacks.count + 1,
+		last_seen_at = ` + greatest + `(warning_fallbacks.last_seen_at, excluded.last_seen_at)`
+}
+
+// uniqueStrings is list without empty and repeated entries, in order.
+func uniqueStrings(list []string) []string {
+	var out []string
+	for _, s := range list {
+		s = sqlText(s)
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// NoteWarnings applies note in one transaction (see Store). Missing attributes need a
+// Key; Present ones resolve by key, or by ResourceID when there is no key. Each attribute
+// and each fallback (attribute, source) counts once per note. A resolution or a reopening
+// older than the warning's last change is ignored, so notes that arrive out of order (from
+// several instances) do not undo newer ones.
+func (c *sqlCore) NoteWarnings(ctx context.Context, note WarningNote) (NoteResult, error) {
+	if note.Connection == "" {
+		return NoteResult{}, fmt.Errorf("%s: note warnings: empty connection name", c.name)
+	}
+	at := note.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	conn, typ := sqlText(note.Connection), sqlText(note.ResourceType)
+	key, id := sqlText(note.Key), sqlText(note.ResourceID)
+	fold := foldKey(key)
+	missing := uniqueStrings(note.Missing)
+	var present []string
+	for _, p := range uniqueStrings(note.Present) {
+		if !slices.Contains(missing, p) {
+			present = append(present, p)
+		}
+	}
+	if key == "" {
+		missing = nil
+		if id == "" {
+			present = nil
+		}
+	}
+	var fallbacks []FallbackUse
+	for _, f := range note.Fallbacks {
+		f = FallbackUse{Attribute: sqlText(f.Attribute), Source: sqlText(f.Source)}
+		if f.Attribute != "" && !slices.Contains(fallbacks, f) {
+			fallbacks = append(fallbacks, f)
+		}
+	}
+	if len(missing) == 0 && len(present) == 0 && len(fallbacks) == 0 {
+		return NoteResult{}, nil
+	}
+	var example *Record
+	var exampleArgs []any
+	if note.ExampleRecordID == 0 && note.Example != nil && len(missing) > 0 {
+		rec := *note.Example
+		rec.Connection, rec.Status, rec.DedupeHash, rec.Subjects = note.Connection, StatusObserved, "", nil
+		args, err := c.recordArgs(&rec)
+		if err != nil {
+			return NoteResult{}, fmt.Errorf("%s: note warnings of %q: example: %w", c.name, note.Connection, err)
+		}
+		example, exampleArgs = &rec, args
+	}
+	ts := c.db.timeArg(at)
+	var res NoteResult
+	err := c.db.inTx(ctx, func(tx sqlBackend) error {
+		res = NoteResult{}
+		exampleID, saved := note.ExampleRecordID, false
+		if example != nil {
+			need, err := c.needsExample(ctx, tx, conn, typ, fold, missing)
+			if err != nil {
+				return err
+			}
+			if need {
+				rec, err := scanRecord(tx.writeRow(ctx, insertRecord, exampleArgs...))
+				if err != nil {
+					return fmt.Errorf("saving the example: %w", err)
+				}
+				exampleID, saved = rec.ID, true
+			}
+		}
+		var exampleArg any
+		if exampleID > 0 {
+			exampleArg = exampleID
+		}
+		upsert := upsertWarningSQL(c.greatest)
+		for _, attr := range missing {
+			var count int64
+			err := tx.writeRow(ctx, upsert, conn, typ, fold, key, id, attr, ts, exampleArg).Scan(&count)
+			switch {
+			case errors.Is(err, ErrNotFound): // resolved after this miss
+			case err != nil:
+				return fmt.Errorf("warning %s: %w", attr, err)
+			case count == 1:
+				res.Opened = append(res.Opened, attr)
+			}
+		}
+		if saved || len(res.Opened) > 0 {
+			res.ExampleRecordID = exampleID
+		}
+		if key != "" && id != "" {
+			// Remember the id, so that a PATCH (which knows only the id) can resolve.
+			if _, err := tx.exec(ctx, `UPDATE warnings SET resource_id = $4
+				WHERE connection = $1 AND resource_type = $2 AND key_fold = $3 AND resource_id <> $4 AND resolved_at IS NULL`,
+				conn, typ, fold, id); err != nil {
+				return fmt.Errorf("resource id: %w", err)
+			}
+		}
+		for _, attr := range present {
+			var (
+				n   int64
+				err error
+			)
+			if key != "" {
+				n, err = tx.exec(ctx, `UPDATE warnings SET resolved_at = $5
+					WHERE connection = $1 AND resource_type = $2 AND key_fold = $3 AND attribute = $4
+					AND resolved_at IS NULL AND last_seen_at <= $5`, conn, typ, fold, attr, ts)
+			} else {
+				n, err = tx.exec(ctx, `UPDATE warnings SET resolved_at = $5
+					WHERE connection = $1 AND resource_type = $2 AND resource_id = $3 AND attribute = $4
+					AND resolved_at IS NULL AND last_seen_at <= $5`, conn, typ, id, attr, ts)
+			}
+			if err != nil {
+				return fmt.Errorf("resolving %s: %w", attr, err)
+			}
+			if n > 0 {
+				res.Resolved = append(res.Resolved, attr)
+			}
+		}
+		fallback := upsertFallbackSQL(c.greatest)
+		for _, f := range fallbacks {
+			if _, err := tx.exec(ctx, fallback, conn, typ, f.Attribute, f.Source, ts); err != nil {
+				return fmt.Errorf("fallback %s from %s: %w", f.Attribute, f.Source, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return NoteResult{}, fmt.Errorf("%s: note warnings of %q: %w", c.name, note.Connection, err)
+	}
+	return res, nil
+}
+
+// needsExample reports whether one of the attributes has no open warning with an example
+// for the resource (type, key fold).
+func (c *sqlCore) needsExample(ctx context.Context, tx sqlBackend, conn, typ, fold string, attrs []string) (bool, error) {
+	rows, err := tx.query(ctx, `SELECT attribute FROM warnings
+		WHERE connection = $1 AND resource_type = $2 AND key_fold = $3
+		AND resolved_at IS NULL AND example_record_id IS NOT NULL`, conn, typ, fold)
+	if err != nil {
+		return false, fmt.Errorf("reading open warnings: %w", err)
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return false, fmt.Errorf("reading open warnings: %w", err)
+		}
+		have[a] = true
+	}
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("reading open warnings: %w", err)
+	}
+	for _, a := range attrs {
+		if !have[a] {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// WarningSummary lists every attribute of connection with warnings (open or resolved) or
+// fallback uses, sorted by resource type and attribute (byte order); fallbacks most used
+// first.
+func (c *sqlCore) WarningSummary(ctx context.Context, connection string) ([]WarningAttribute, error) {
+	fail := func(err error) ([]WarningAttribute, error) {
+		return nil, fmt.Errorf("%s: warning summary of %q: %w", c.name, connection, err)
+	}
+	byAttr := map[[2]string]*WarningAttribute{}
+	get := func(typ, attr string) *WarningAttribute {
+		k := [2]string{typ, attr}
+		if byAttr[k] == nil {
+			byAttr[k] = &WarningAttribute{ResourceType: typ, Attribute: attr, Fallbacks: []FallbackCount{}}
+		}
+		return byAttr[k]
+	}
+	rows, err := c.db.query(ctx, `SELECT resource_type, attribute, COUNT(*) FILTER (WHERE resolved_at IS NULL)
+		FROM warnings WHERE connection = $1 GROUP BY resource_type, attribute`, connection)
+	if err != nil {
+		return fail(err)
+	}
+	for rows.Next() {
+		var (
+			typ, attr string
+			n         int64
+		)
+		if err := rows.Scan(&typ, &attr, &n); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		get(typ, attr).UsersMissing = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	rows, err = c.db.query(ctx, `SELECT resource_type, attribute, source, count, last_seen_at
+		FROM warning_fallbacks WHERE connection = $1`, connection)
+	if err != nil {
+		return fail(err)
+	}
+	for rows.Next() {
+		var (
+			typ, attr string
+			fc        FallbackCount
+			seen      sqlTime
+		)
+		if err := rows.Scan(&typ, &attr, &fc.Source, &fc.Count, &seen); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		fc.LastSeenAt = seen.t
+		a := get(typ, attr)
+		a.Fallbacks = append(a.Fallbacks, fc)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	out := make([]WarningAttribute, 0, len(byAttr))
+	for _, a := range byAttr {
+		sort.Slice(a.Fallbacks, func(i, j int) bool {
+			if a.Fallbacks[i].Count != a.Fallbacks[j].Count {
+				return a.Fallbacks[i].Count > a.Fallbacks[j].Count
+			}
+			return a.Fallbacks[i].Source < a.Fallbacks[j].Source
+		})
+		out = append(out, *a)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ResourceType != out[j].ResourceType {
+			return out[i].ResourceType < out[j].ResourceType
+		}
+		return out[i].Attribute < out[j].Attribute
+	})
+	return out, nil
+}
+
+// WarningUsers lists one page of the resources of connection with open warnings, ordered
+// by resource type and folded key in the database's text order (see Store).
+func (c *sqlCore) WarningUsers(ctx context.Context, connection, attribute, cursor string, limit int) ([]WarningUser, string, error) {
+	fail := func(err error) ([]WarningUser, string, error) {
+		return nil, "", fmt.Errorf("%s: warning users of %q: %w", c.name, connection, err)
+	}
+	switch {
+	case limit <= 0:
+		limit = DefaultWarningUserLimit
+	case limit > MaxWarningUserLimit:
+		limit = MaxWarningUserLimit
+	}
+	var sb strings.Builder
+	sb.WriteString(`SELECT resource_type, key_fold, MAX(resource_key), CAST(SUM(count) AS BIGINT), MAX(last_seen_at)
+		FROM warnings WHERE connection = $1 AND resolved_at IS NULL`)
+	args := []any{connection}
+	param := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if cursor != "" {
+		typ, fold, err := decodeWarningCursor(cursor)
+		if err != nil {
+			return fail(err)
+		}
+		pt, pk := param(typ), param(fold)
+		sb.WriteString(` AND (resource_type > ` + pt + ` OR (resource_type = ` + pt + ` AND key_fold > ` + pk + `))`)
+	}
+	sb.WriteString(` GROUP BY resource_type, key_fold`)
+	if attribute != "" {
+		sb.WriteString(` HAVING SUM(CASE WHEN lower(attribute) = lower(` + param(attribute) + `) THEN 1 ELSE 0 END) > 0`)
+	}
+	sb.WriteString(` ORDER BY resource_type, key_fold LIMIT ` + param(int64(limit+1)))
+	rows, err := c.db.query(ctx, sb.String(), args...)
+	if err != nil {
+		return fail(err)
+	}
+	var (
+		out   []WarningUser
+		folds []string
+	)
+	for rows.Next() {
+		var (
+			u    WarningUser
+			fold string
+			seen sqlTime
+		)
+		if err := rows.Scan(&u.ResourceType, &fold, &u.Key, &u.Count, &seen); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		u.LastSeenAt = seen.t
+		u.Attributes = []string{}
+		out = append(out, u)
+		folds = append(folds, fold)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	next := ""
+	if len(out) > limit {
+		out, folds = out[:limit], folds[:limit]
+		next = encodeWarningCursor(out[limit-1].ResourceType, folds[limit-1])
+	}
+	if len(out) == 0 {
+		return nil, "", nil
+	}
+	// Their attributes, in one query.
+	index := make(map[[2]string]int, len(out))
+	sb.Reset()
+	sb.WriteString(`SELECT resource_type, key_fold, attribute FROM warnings
+		WHERE connection = $1 AND resolved_at IS NULL AND key_fold IN (`)
+	args = []any{connection}
+	for i, u := range out {
+		index[[2]string{u.ResourceType, folds[i]}] = i
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(param(folds[i]))
+	}
+	sb.WriteString(`)`)
+	rows, err = c.db.query(ctx, sb.String(), args...)
+	if err != nil {
+		return fail(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var typ, fold, attr string
+		if err := rows.Scan(&typ, &fold, &attr); err != nil {
+			return fail(err)
+		}
+		if i, ok := index[[2]string{typ, fold}]; ok {
+			out[i].Attributes = append(out[i].Attributes, attr)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	for i := range out {
+		sort.Strings(out[i].Attributes)
+	}
+	return out, next, nil
+}
+
+// encodeWarningCursor makes the opaque cursor that continues after the resource (type,
+// folded key).
+func encodeWarningCursor(typ, fold string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("w" + typ + "\x00" + fold))
+}
+
+// decodeWarningCursor reverses encodeWarningCursor.
+func decodeWarningCursor(s string) (typ, fold string, err error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) < 2 || b[0] != 'w' || !utf8.Valid(b) {
+		return "", "", fmt.Errorf("%w %q", ErrBadCursor, s)
+	}
+	typ, fold, ok := strings.Cut(string(b[1:]), "\x00")
+	if !ok || fold == "" {
+		return "", "", fmt.Errorf("%w %q", ErrBadCursor, s)
+	}
+	return typ, fold, nil
+}
+
+// UserWarnings lists the open warnings of the resources of connection whose key is key
+// (case-insensitive), by resource type and attribute (byte order).
+func (c *sqlCore) UserWarnings(ctx context.Context, connection, key string) ([]Warning, error) {
+	fail := func(err error) ([]Warning, error) {
+		return nil, fmt.Errorf("%s: warnings of %q in %q: %w", c.name, key, connection, err)
+	}
+	rows, err := c.db.query(ctx, `SELECT resource_type, resource_key, resource_id, attribute, count,
+			first_seen_at, last_seen_at, example_record_id
+		FROM warnings WHERE connection = $1 AND key_fold = $2 AND resolved_at IS NULL`, connection, foldKey(key))
+	if err != nil {
+		return fail(err)
+	}
+	defer rows.Close()
+	var out []Warning
+	for rows.Next() {
+		var (
+			w           Warning
+			first, seen sqlTime
+			example     sql.NullInt64
+		)
+		if err := rows.Scan(&w.ResourceType, &w.Key, &w.ResourceID, &w.Attribute, &w.Count, &first, &seen, &example); err != nil {
+			return fail(err)
+		}
+		w.FirstSeenAt, w.LastSeenAt, w.ExampleRecordID = first.t, seen.t, example.Int64
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ResourceType != out[j].ResourceType {
+			return out[i].ResourceType < out[j].ResourceType
+		}
+		return out[i].Attribute < out[j].Attribute
+	})
+	return out, nil
+}
+
+// openWarnings adds to the connections of byName (and to out, for connections not in it
+// yet) their counts of open warnings; a connection with warnings or fallback uses only is
+// listed too.
+func (c *sqlCore) openWarnings(ctx context.Context, byName map[string]*ConnectionInfo, out *[]*ConnectionInfo) error {
+	rows, err := c.db.query(ctx, `SELECT connection, COUNT(*) FILTER (WHERE resolved_at IS NULL) FROM warnings GROUP BY connection
+		UNION ALL SELECT connection, 0 FROM warning_fallbacks GROUP BY connection`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			name string
+			n    int64
+		)
+		if err := rows.Scan(&name, &n); err != nil {
+			return err
+		}
+		info := byName[name]
+		if info == nil {
+			info = &ConnectionInfo{Name: name}
+			byName[name] = info
+			*out = append(*out, info)
+		}
+		info.Warnings += n
+	}
+	return rows.Err()
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -42,6 +43,14 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		{"Counts", suiteCounts},
 		{"LatestPending", suiteLatestPending},
 		{"CascadeDelete", suiteCascade},
+		{"Warnings", suiteWarnings},
+		{"WarningsOutOfOrder", suiteWarningsOutOfOrder},
+		{"WarningFallbacks", suiteWarningFallbacks},
+		{"WarningUsers", suiteWarningUsers},
+		{"WarningExamples", suiteWarningExamples},
+		{"WarningsByResourceID", suiteWarningsByResourceID},
+		{"WarningsIsolation", suiteWarningsIsolation},
+		{"WarningsPurge", suiteWarningsPurge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -1121,5 +1130,487 @@ func suiteCascade(t *testing.T, open func(t *testing.T) Store) {
 	}
 	if recs, _ := mustRecords(t, s, "b", RecordQuery{User: "u-g3"}); len(recs) != 0 {
 		t.Errorf("a purged record's subject still matches: %v", recordIDs(recs))
+	}
+}
+
+// mustNote applies a warning note.
+func mustNote(t *testing.T, s Store, n WarningNote) NoteResult {
+	t.Helper()
+	res, err := s.NoteWarnings(t.Context(), n)
+	if err != nil {
+		t.Fatalf("NoteWarnings(%+v): %v", n, err)
+	}
+	return res
+}
+
+// warningsOf returns the open warnings of key as "attribute:count".
+func warningsOf(t *testing.T, s Store, conn, key string) []string {
+	t.Helper()
+	ws, err := s.UserWarnings(t.Context(), conn, key)
+	if err != nil {
+		t.Fatalf("UserWarnings(%s, %s): %v", conn, key, err)
+	}
+	out := []string{}
+	for _, w := range ws {
+		out = append(out, fmt.Sprintf("%s:%d", w.Attribute, w.Count))
+	}
+	return out
+}
+
+// openWarningCount is the Warnings count Connections gives conn (-1: not listed).
+func openWarningCount(t *testing.T, s Store, conn string) int64 {
+	t.Helper()
+	infos, err := s.Connections(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range infos {
+		if info.Name == conn {
+			return info.Warnings
+		}
+	}
+	return -1
+}
+
+func suiteWarnings(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	ex1 := mustSave(t, s, testRecord("w", 1)).ID
+	ex2 := mustSave(t, s, testRecord("w", 2)).ID
+	t0 := suiteT0
+	if n := openWarningCount(t, s, "w"); n != 0 {
+		t.Errorf("Warnings before any = %d", n)
+	}
+	res := mustNote(t, s, WarningNote{Connection: "w", ResourceType: "User", Key: "Alice@Example.com",
+		Missing: []string{"favoriteColor", "department", "favoriteColor", ""}, ExampleRecordID: ex1, At: t0})
+	if !slices.Equal(res.Opened, []string{"favoriteColor", "department"}) || res.ExampleRecordID != ex1 || res.Resolved != nil {
+		t.Errorf("first note = %+v", res)
+	}
+	// The same user, another spelling of the key: a bump, no new warning, first example kept.
+	res = mustNote(t, s, WarningNote{Connection: "w", ResourceType: "User", Key: "alice@example.com",
+		Missing: []string{"favoriteColor"}, ExampleRecordID: ex2, At: t0.Add(time.Minute)})
+	if res.Opened != nil || res.ExampleRecordID != 0 {
+		t.Errorf("second note = %+v", res)
+	}
+	ws, err := s.UserWarnings(t.Context(), "w", "ALICE@EXAMPLE.COM")
+	if err != nil || len(ws) != 2 {
+		t.Fatalf("UserWarnings = %+v, %v", ws, err)
+	}
+	want := []Warning{
+		{ResourceType: "User", Key: "Alice@Example.com", Attribute: "department", Count: 1, FirstSeenAt: want0, LastSeenAt: want0, ExampleRecordID: ex1},
+		{ResourceType: "User", Key: "alice@example.com", Attribute: "favoriteColor", Count: 2, FirstSeenAt: want0, LastSeenAt: us(t0.Add(time.Minute)), ExampleRecordID: ex1},
+	}
+	for i := range want {
+		got := ws[i]
+		if got.FirstSeenAt.Location() != time.UTC {
+			t.Errorf("times not in UTC")
+		}
+		if got.ResourceType != want[i].ResourceType || got.Attribute != want[i].Attribute || got.Count != want[i].Count ||
+			!got.FirstSeenAt.Equal(want[i].FirstSeenAt) || !got.LastSeenAt.Equal(want[i].LastSeenAt) || got.ExampleRecordID != want[i].ExampleRecordID {
+			t.Errorf("warning %d = %+v, want %+v", i, got, want[i])
+		}
+	}
+	if ws[1].Key != "alice@example.com" {
+		t.Errorf("key as last seen = %q", ws[1].Key)
+	}
+	if n := openWarningCount(t, s, "w"); n != 2 {
+		t.Errorf("Warnings = %d, want 2", n)
+	}
+	// Pending counts stay pending-only.
+	if infos, _ := s.Connections(t.Context()); len(infos) != 1 || infos[0].Pending != 2 {
+		t.Errorf("Connections = %+v", infos)
+	}
+
+	// A write carrying favoriteColor resolves it; department stays open.
+	res = mustNote(t, s, WarningNote{Connection: "w", ResourceType: "User", Key: "ALICE@example.com",
+		Present: []string{"favoriteColor", "nickName"}, At: t0.Add(2 * time.Minute)})
+	if !slices.Equal(res.Resolved, []string{"favoriteColor"}) || res.Opened != nil {
+		t.Errorf("resolving note = %+v", res)
+	}
+	if got := warningsOf(t, s, "w", "alice@example.com"); !slices.Equal(got, []string{"department:1"}) {
+		t.Errorf("after resolve: %v", got)
+	}
+	if n := openWarningCount(t, s, "w"); n != 1 {
+		t.Errorf("Warnings after resolve = %d, want 1", n)
+	}
+	// Resolving again does nothing.
+	if res := mustNote(t, s, WarningNote{Connection: "w", ResourceType: "User", Key: "alice@example.com",
+		Present: []string{"favoriteColor"}, At: t0.Add(3 * time.Minute)}); res.Resolved != nil {
+		t.Errorf("second resolve = %+v", res)
+	}
+	// A miss after the resolution reopens it: a new warning, counted from 1, with the new example.
+	t4 := t0.Add(4 * time.Minute)
+	res = mustNote(t, s, WarningNote{Connection: "w", ResourceType: "User", Key: "alice@example.com",
+		Missing: []string{"favoriteColor", "department"}, ExampleRecordID: ex2, At: t4})
+	if !slices.Equal(res.Opened, []string{"favoriteColor"}) || res.ExampleRecordID != ex2 {
+		t.Errorf("reopening note = %+v", res)
+	}
+	ws, _ = s.UserWarnings(t.Context(), "w", "alice@example.com")
+	if len(ws) != 2 || ws[1].Attribute != "favoriteColor" || ws[1].Count != 1 || !ws[1].FirstSeenAt.Equal(us(t4)) ||
+		ws[1].ExampleRecordID != ex2 || ws[0].Count != 2 || ws[0].ExampleRecordID != ex1 {
+		t.Errorf("after reopen: %+v", ws)
+	}
+	// Missing and present at once: missing wins. Another resource type is another warning.
+	res = mustNote(t, s, WarningNote{Connection: "w", ResourceType: "Group", Key: "alice@example.com",
+		Missing: []string{"favoriteColor"}, Present: []string{"favoriteColor"}, At: t4})
+	if !slices.Equal(res.Opened, []string{"favoriteColor"}) || res.Resolved != nil {
+		t.Errorf("group note = %+v", res)
+	}
+	if n := openWarningCount(t, s, "w"); n != 3 {
+		t.Errorf("Warnings = %d, want 3", n)
+	}
+	// Notes without a key cannot hold misses; an empty note does nothing.
+	if res := mustNote(t, s, WarningNote{Connection: "w", ResourceType: "User", Missing: []string{"x"}}); res.Opened != nil {
+		t.Errorf("keyless miss opened %v", res.Opened)
+	}
+	if _, err := s.NoteWarnings(t.Context(), WarningNote{ResourceType: "User", Key: "k", Missing: []string{"x"}}); err == nil {
+		t.Error("a note without connection: no error")
+	}
+	if got := warningsOf(t, s, "w", "nobody"); len(got) != 0 {
+		t.Errorf("warnings of nobody: %v", got)
+	}
+}
+
+// suiteWarningsOutOfOrder: notes from several instances can arrive late; an older
+// resolution or miss does not undo a newer one.
+func suiteWarningsOutOfOrder(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	t0 := suiteT0
+	note := func(at time.Duration, missing, present []string) NoteResult {
+		return mustNote(t, s, WarningNote{Connection: "o", ResourceType: "User", Key: "bob",
+			Missing: missing, Present: present, At: t0.Add(at)})
+	}
+	note(10*time.Second, []string{"a"}, nil)
+	if res := note(5*time.Second, nil, []string{"a"}); res.Resolved != nil {
+		t.Errorf("a resolution older than the miss resolved: %+v", res)
+	}
+	if res := note(20*time.Second, nil, []string{"a"}); !slices.Equal(res.Resolved, []string{"a"}) {
+		t.Errorf("resolution = %+v", res)
+	}
+	if res := note(15*time.Second, []string{"a"}, nil); res.Opened != nil {
+		t.Errorf("a miss older than the resolution reopened: %+v", res)
+	}
+	if got := warningsOf(t, s, "o", "bob"); len(got) != 0 {
+		t.Errorf("open: %v", got)
+	}
+	// A late miss of an open warning counts, and keeps the newest last seen.
+	note(30*time.Second, []string{"a"}, nil)
+	note(25*time.Second, []string{"a"}, nil)
+	ws, _ := s.UserWarnings(t.Context(), "o", "bob")
+	if len(ws) != 1 || ws[0].Count != 2 || !ws[0].LastSeenAt.Equal(us(t0.Add(30*time.Second))) {
+		t.Errorf("after a late miss: %+v", ws)
+	}
+}
+
+func suiteWarningFallbacks(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	t0 := suiteT0
+	fb := func(attr, src string) FallbackUse { return FallbackUse{Attribute: attr, Source: src} }
+	mustNote(t, s, WarningNote{Connection: "f", ResourceType: "User", Key: "u1", At: t0,
+		Fallbacks: []FallbackUse{fb("favoriteColor", "favorite_color"), fb("favoriteColor", "favorite_color")}})
+	mustNote(t, s, WarningNote{Connection: "f", ResourceType: "User", At: t0.Add(time.Minute), // a PATCH: no key
+		Fallbacks: []FallbackUse{fb("favoriteColor", "favorite_color"), fb("favoriteColor", "preferences.favoriteColor")}})
+	mustNote(t, s, WarningNote{Connection: "f", ResourceType: "User", Key: "u2", At: t0.Add(-time.Minute),
+		Missing: []string{"favoriteColor"}, Fallbacks: []FallbackUse{fb("department", "dept")}})
+	mustNote(t, s, WarningNote{Connection: "f", ResourceType: "User", Key: "u3", At: t0,
+		Missing: []string{"favoriteColor"}})
+	mustNote(t, s, WarningNote{Connection: "f", ResourceType: "User", Key: "u3", At: t0.Add(time.Hour),
+		Present: []string{"favoriteColor"}})
+	mustNote(t, s, WarningNote{Connection: "f", ResourceType: "Group", Key: "g1", At: t0,
+		Missing: []string{"description"}})
+	got, err := s.WarningSummary(t.Context(), "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []WarningAttribute{
+		{ResourceType: "Group", Attribute: "description", UsersMissing: 1, Fallbacks: []FallbackCount{}},
+		{ResourceType: "User", Attribute: "department", Fallbacks: []FallbackCount{{Source: "dept", Count: 1, LastSeenAt: us(t0.Add(-time.Minute))}}},
+		{ResourceType: "User", Attribute: "favoriteColor", UsersMissing: 1, Fallbacks: []FallbackCount{
+			{Source: "favorite_color", Count: 2, LastSeenAt: us(t0.Add(time.Minute))},
+			{Source: "preferences.favoriteColor", Count: 1, LastSeenAt: us(t0.Add(time.Minute))},
+		}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("WarningSummary =\n%+v\nwant\n%+v", got, want)
+	}
+	if got, err := s.WarningSummary(t.Context(), "nobody"); err != nil || len(got) != 0 {
+		t.Errorf("WarningSummary(nobody) = %+v, %v", got, err)
+	}
+	// A connection with fallback uses only is listed.
+	mustNote(t, s, WarningNote{Connection: "f2", ResourceType: "User", Fallbacks: []FallbackUse{fb("a", "b")}})
+	if n := openWarningCount(t, s, "f2"); n != 0 {
+		t.Errorf("Warnings of a connection with fallbacks only = %d, want 0 (listed)", n)
+	}
+}
+
+func suiteWarningUsers(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	t0 := suiteT0
+	for i, key := range []string{"erin", "Carol", "alice", "dave", "bob"} {
+		missing := []string{"favoriteColor"}
+		if i%2 == 0 {
+			missing = append(missing, "department")
+		}
+		for n := 0; n <= i; n++ {
+			mustNote(t, s, WarningNote{Connection: "u", ResourceType: "User", Key: key, Missing: missing,
+				At: t0.Add(time.Duration(i*10+n) * time.Second)})
+		}
+	}
+	mustNote(t, s, WarningNote{Connection: "u", ResourceType: "Group", Key: "admins", Missing: []string{"description"}, At: t0})
+	mustNote(t, s, WarningNote{Connection: "u", ResourceType: "User", Key: "frank", Missing: []string{"favoriteColor"}, At: t0})
+	mustNote(t, s, WarningNote{Connection: "u", ResourceType: "User", Key: "frank", Present: []string{"favoriteColor"}, At: t0.Add(time.Second)})
+
+	users, next, err := s.WarningUsers(t.Context(), "u", "", "", 0)
+	if err != nil || next != "" {
+		t.Fatalf("WarningUsers = %v, %q, %v", users, next, err)
+	}
+	var keys []string
+	for _, u := range users {
+		keys = append(keys, u.ResourceType+"/"+u.Key)
+	}
+	if want := []string{"Group/admins", "User/alice", "User/bob", "User/Carol", "User/dave", "User/erin"}; !slices.Equal(keys, want) {
+		t.Errorf("users = %v, want %v", keys, want)
+	}
+	// erin: 1 write missing both; bob: 5 writes missing both (i=4); Carol: 2 writes missing favoriteColor.
+	for _, u := range users {
+		switch u.Key {
+		case "erin":
+			if u.Count != 2 || !slices.Equal(u.Attributes, []string{"department", "favoriteColor"}) || !u.LastSeenAt.Equal(want0) {
+				t.Errorf("erin = %+v", u)
+			}
+		case "bob":
+			if u.Count != 10 || !slices.Equal(u.Attributes, []string{"department", "favoriteColor"}) || !u.LastSeenAt.Equal(us(t0.Add(44*time.Second))) {
+				t.Errorf("bob = %+v", u)
+			}
+		case "Carol":
+			if u.Count != 2 || !slices.Equal(u.Attributes, []string{"favoriteColor"}) {
+				t.Errorf("Carol = %+v", u)
+			}
+		}
+	}
+	// By attribute (case-insensitive); attributes still lists all of the user's.
+	users, _, err = s.WarningUsers(t.Context(), "u", "DEPARTMENT", "", 0)
+	keys = nil
+	for _, u := range users {
+		keys = append(keys, u.Key+"="+strings.Join(u.Attributes, ","))
+	}
+	if want := []string{"alice=department,favoriteColor", "bob=department,favoriteColor", "erin=department,favoriteColor"}; err != nil || !slices.Equal(keys, want) {
+		t.Errorf("users missing department = %v, %v; want %v", keys, err, want)
+	}
+	// Pages of two.
+	var paged []string
+	cursor := ""
+	for range 10 {
+		page, next, err := s.WarningUsers(t.Context(), "u", "", cursor, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) > 2 {
+			t.Fatalf("page of %d", len(page))
+		}
+		for _, u := range page {
+			paged = append(paged, u.Key)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if want := []string{"admins", "alice", "bob", "Carol", "dave", "erin"}; !slices.Equal(paged, want) {
+		t.Errorf("paged = %v, want %v", paged, want)
+	}
+	// Five users miss favoriteColor (frank's is resolved): a page of five is the last.
+	if page, next, err := s.WarningUsers(t.Context(), "u", "favoriteColor", "", 5); err != nil || len(page) != 5 || next != "" {
+		t.Errorf("a full last page: %d users, next %q, %v", len(page), next, err)
+	}
+	page, next, err := s.WarningUsers(t.Context(), "u", "favoriteColor", "", 4)
+	if err != nil || len(page) != 4 || next == "" {
+		t.Fatalf("first of two pages: %d users, next %q, %v", len(page), next, err)
+	}
+	if page, next, err := s.WarningUsers(t.Context(), "u", "favoriteColor", next, 4); err != nil || len(page) != 1 || page[0].Key != "erin" || next != "" {
+		t.Errorf("second page: %+v, %q, %v", page, next, err)
+	}
+	for _, c := range []string{"!!!", "cjE", encodeCursor(3), "' OR 1=1 --"} {
+		if _, _, err := s.WarningUsers(t.Context(), "u", "", c, 0); !errors.Is(err, ErrBadCursor) {
+			t.Errorf("WarningUsers(cursor %q) error = %v, want ErrBadCursor", c, err)
+		}
+	}
+}
+
+func suiteWarningExamples(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	t0 := suiteT0
+	live := func(n int, missing ...string) NoteResult {
+		ex := testRecord("ignored", n) // the note's connection wins
+		ex.Status, ex.DedupeHash = StatusPending, "h"
+		return mustNote(t, s, WarningNote{Connection: "live", ResourceType: "User", Key: "ada", ResourceID: "u1",
+			Missing: missing, Example: ex, At: t0.Add(time.Duration(n) * time.Second)})
+	}
+	res := live(1, "favoriteColor")
+	if !slices.Equal(res.Opened, []string{"favoriteColor"}) || res.ExampleRecordID == 0 {
+		t.Fatalf("first live miss = %+v", res)
+	}
+	first := res.ExampleRecordID
+	rec, err := s.Record(t.Context(), "live", first)
+	if err != nil || rec.Status != StatusObserved || rec.DedupeHash != "" || rec.Key != "user1@example.com" ||
+		compactJSON(t, rec.Original.Body) != `{"userName":"user1@example.com"}` {
+		t.Fatalf("example record = %+v, %v", rec, err)
+	}
+	// The same miss again keeps no record; a new attribute keeps one.
+	if res := live(2, "favoriteColor"); res.Opened != nil || res.ExampleRecordID != 0 {
+		t.Errorf("repeated live miss = %+v", res)
+	}
+	res = live(3, "favoriteColor", "department")
+	if !slices.Equal(res.Opened, []string{"department"}) || res.ExampleRecordID == 0 || res.ExampleRecordID == first {
+		t.Errorf("new attribute = %+v", res)
+	}
+	second := res.ExampleRecordID
+	if recs, _ := mustRecords(t, s, "live", RecordQuery{}); !slices.Equal(recordIDs(recs), []int64{second, first}) {
+		t.Errorf("records = %v, want [%d %d]", recordIDs(recs), second, first)
+	}
+	// Observed records are not pending: not counted, not chained, not deduplicated.
+	infos, _ := s.Connections(t.Context())
+	if len(infos) != 1 || infos[0] != (ConnectionInfo{Name: "live", Warnings: 2}) {
+		t.Errorf("Connections = %+v", infos)
+	}
+	if _, err := s.LatestPending(t.Context(), "live", "User", "", "user1@example.com"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("LatestPending found an observed record: %v", err)
+	}
+	obs := testRecord("live", 9)
+	obs.Status = StatusObserved
+	a, b := mustSave(t, s, obs), mustSave(t, s, obs)
+	if a.ID == b.ID || b.Attempts != 1 {
+		t.Errorf("observed records deduplicated: %d, %d (attempts %d)", a.ID, b.ID, b.Attempts)
+	}
+	if recs, _ := mustRecords(t, s, "live", RecordQuery{Status: StatusObserved}); len(recs) != 4 {
+		t.Errorf("observed records = %d, want 4", len(recs))
+	}
+
+	// Clearing the records keeps the warnings, without examples.
+	if _, err := s.DeleteRecords(t.Context(), "live"); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := s.UserWarnings(t.Context(), "live", "ADA")
+	if err != nil || len(ws) != 2 || ws[0].ExampleRecordID != 0 || ws[1].ExampleRecordID != 0 || ws[1].Count != 3 {
+		t.Fatalf("warnings after DeleteRecords = %+v, %v", ws, err)
+	}
+	if n := openWarningCount(t, s, "live"); n != 2 {
+		t.Errorf("Warnings after DeleteRecords = %d", n)
+	}
+	// An open warning that lost its example gets a new one, without being new.
+	res = live(4, "favoriteColor")
+	if res.Opened != nil {
+		t.Errorf("miss after DeleteRecords = %+v", res)
+	}
+	ws, _ = s.UserWarnings(t.Context(), "live", "ada")
+	if ws[1].ExampleRecordID == 0 || ws[1].Count != 4 {
+		t.Errorf("favoriteColor after a new live miss = %+v", ws[1])
+	}
+	if _, err := s.Record(t.Context(), "live", ws[1].ExampleRecordID); err != nil {
+		t.Errorf("new example: %v", err)
+	}
+	// A given example id wins over Example; nothing is saved.
+	before, _ := mustRecords(t, s, "live", RecordQuery{})
+	given := mustSave(t, s, testRecord("live", 20)).ID
+	res = mustNote(t, s, WarningNote{Connection: "live", ResourceType: "User", Key: "ada", Missing: []string{"title"},
+		ExampleRecordID: given, Example: testRecord("live", 21), At: t0})
+	if res.ExampleRecordID != given {
+		t.Errorf("given example: %+v", res)
+	}
+	if after, _ := mustRecords(t, s, "live", RecordQuery{}); len(after) != len(before)+1 {
+		t.Errorf("records %d → %d, want one more", len(before), len(after))
+	}
+}
+
+func suiteWarningsByResourceID(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	t0 := suiteT0
+	// A create (no id yet), then a PUT that still lacks it (the id is remembered), then a
+	// PATCH (id only) that sets it.
+	mustNote(t, s, WarningNote{Connection: "i", ResourceType: "User", Key: "carol", Missing: []string{"a", "b"}, At: t0})
+	mustNote(t, s, WarningNote{Connection: "i", ResourceType: "User", Key: "Carol", ResourceID: "u3", Missing: []string{"a"}, At: t0.Add(time.Second)})
+	ws, _ := s.UserWarnings(t.Context(), "i", "carol")
+	if len(ws) != 2 || ws[0].ResourceID != "u3" || ws[1].ResourceID != "u3" {
+		t.Errorf("ids remembered: %+v", ws)
+	}
+	// Another resource type or id resolves nothing.
+	if res := mustNote(t, s, WarningNote{Connection: "i", ResourceType: "Group", ResourceID: "u3", Present: []string{"a"}, At: t0.Add(time.Minute)}); res.Resolved != nil {
+		t.Errorf("group id resolved %v", res.Resolved)
+	}
+	if res := mustNote(t, s, WarningNote{Connection: "i", ResourceType: "User", ResourceID: "u4", Present: []string{"a"}, At: t0.Add(time.Minute)}); res.Resolved != nil {
+		t.Errorf("other id resolved %v", res.Resolved)
+	}
+	res := mustNote(t, s, WarningNote{Connection: "i", ResourceType: "User", ResourceID: "u3", Present: []string{"a"}, At: t0.Add(time.Minute)})
+	if !slices.Equal(res.Resolved, []string{"a"}) {
+		t.Errorf("PATCH by id = %+v", res)
+	}
+	if got := warningsOf(t, s, "i", "carol"); !slices.Equal(got, []string{"b:1"}) {
+		t.Errorf("open = %v", got)
+	}
+}
+
+func suiteWarningsIsolation(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	ex := mustSave(t, s, testRecord("a", 1)).ID
+	mustNote(t, s, WarningNote{Connection: "a", ResourceType: "User", Key: "ada", Missing: []string{"x"}, ExampleRecordID: ex,
+		Fallbacks: []FallbackUse{{Attribute: "x", Source: "y"}}, At: suiteT0})
+	// The same key in b is another warning, and b's notes do not touch a's.
+	res := mustNote(t, s, WarningNote{Connection: "b", ResourceType: "User", Key: "ada", Missing: []string{"x"}, At: suiteT0})
+	if !slices.Equal(res.Opened, []string{"x"}) {
+		t.Errorf("b's first miss = %+v", res)
+	}
+	mustNote(t, s, WarningNote{Connection: "b", ResourceType: "User", Key: "ada", Present: []string{"x"}, At: suiteT0.Add(time.Second)})
+	if got := warningsOf(t, s, "a", "ada"); !slices.Equal(got, []string{"x:1"}) {
+		t.Errorf("a's warnings = %v", got)
+	}
+	if got := warningsOf(t, s, "b", "ada"); len(got) != 0 {
+		t.Errorf("b's warnings = %v", got)
+	}
+	if users, _, err := s.WarningUsers(t.Context(), "b", "", "", 0); err != nil || len(users) != 0 {
+		t.Errorf("b's users = %v, %v", users, err)
+	}
+	if sum, err := s.WarningSummary(t.Context(), "b"); err != nil || len(sum) != 1 || sum[0].UsersMissing != 0 || len(sum[0].Fallbacks) != 0 {
+		t.Errorf("b's summary = %+v, %v", sum, err)
+	}
+	if n := openWarningCount(t, s, "a"); n != 1 {
+		t.Errorf("a's Warnings = %d", n)
+	}
+	if n := openWarningCount(t, s, "b"); n != 0 {
+		t.Errorf("b's Warnings = %d", n)
+	}
+	// b cannot see a's example through a warning either.
+	if _, err := s.Record(t.Context(), "b", ex); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a's example under b: %v", err)
+	}
+}
+
+func suiteWarningsPurge(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	t0 := suiteT0
+	old := testRecord("p", 1)
+	old.CreatedAt, old.LastSeenAt = t0.Add(-2*time.Hour), t0.Add(-2*time.Hour)
+	ex := mustSave(t, s, old).ID
+	mustNote(t, s, WarningNote{Connection: "p", ResourceType: "User", Key: "old-open", Missing: []string{"x"}, ExampleRecordID: ex, At: t0.Add(-2 * time.Hour)})
+	mustNote(t, s, WarningNote{Connection: "p", ResourceType: "User", Key: "old-resolved", Missing: []string{"x"}, At: t0.Add(-3 * time.Hour)})
+	mustNote(t, s, WarningNote{Connection: "p", ResourceType: "User", Key: "old-resolved", Present: []string{"x"}, At: t0.Add(-2 * time.Hour)})
+	mustNote(t, s, WarningNote{Connection: "p", ResourceType: "User", Key: "new-resolved", Missing: []string{"x"}, At: t0.Add(-3 * time.Hour)})
+	mustNote(t, s, WarningNote{Connection: "p", ResourceType: "User", Key: "new-resolved", Present: []string{"x"}, At: t0})
+	if n, err := s.Purge(t.Context(), t0.Add(-time.Hour)); err != nil || n != 1 {
+		t.Fatalf("Purge = %d, %v", n, err)
+	}
+	ws, err := s.UserWarnings(t.Context(), "p", "old-open")
+	if err != nil || len(ws) != 1 || ws[0].ExampleRecordID != 0 {
+		t.Errorf("an open warning after its example was purged: %+v, %v", ws, err)
+	}
+	sum, _ := s.WarningSummary(t.Context(), "p")
+	if len(sum) != 1 || sum[0].UsersMissing != 1 {
+		t.Errorf("summary after purge = %+v", sum)
+	}
+	// The warning resolved before the purge time is gone: a new miss opens it afresh.
+	if res := mustNote(t, s, WarningNote{Connection: "p", ResourceType: "User", Key: "old-resolved", Missing: []string{"x"}, At: t0}); !slices.Equal(res.Opened, []string{"x"}) {
+		t.Errorf("miss after purge = %+v", res)
+	}
+	// The one resolved after it is kept: an older miss does not reopen it.
+	if res := mustNote(t, s, WarningNote{Connection: "p", ResourceType: "User", Key: "new-resolved", Missing: []string{"x"}, At: t0.Add(-time.Minute)}); res.Opened != nil {
+		t.Errorf("an older miss reopened a kept resolution: %+v", res)
 	}
 }
