@@ -336,19 +336,20 @@ func uiValue(raw json.RawMessage, display string, maxLen int) string {
 	if len(raw) == 0 {
 		return ""
 	}
-	s := ""
+	var s string
 	var member struct {
 		Value *string `json:"value"`
 	}
-	if display != "" && json.Unmarshal(raw, &member) == nil && member.Value != nil {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	switch {
+	case display != "" && json.Unmarshal(raw, &member) == nil && member.Value != nil:
 		s = display + " (" + *member.Value + ")"
-	} else {
-		var buf bytes.Buffer
-		if json.Compact(&buf, raw) == nil {
-			s = buf.String()
-		} else {
-			s = string(raw)
-		}
+	case dec.Decode(&v) == nil:
+		s = jsonText(v) // compact, and "<" rather than "\u003c"
+	default:
+		s = string(raw)
 	}
 	if maxLen > 0 && utf8.RuneCountInString(s) > maxLen {
 		s = string([]rune(s)[:maxLen]) + "…"
