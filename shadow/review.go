@@ -49,6 +49,9 @@ import (
 // bodies and the live and projected resources; GET …/records/{id} has them.
 //
 // Connection names in paths are URL-escaped. Errors are {"error":"…"} with a fitting status.
+//
+// Under /ui/ it serves the review page (ui.go); a GET of an endpoint above whose Accept
+// names text/html (a browser) is redirected to the matching page.
 type ReviewAPI struct {
 	Store Store
 	// CSRFSecret, if set, keys the review page's form tokens, so every instance sharing
