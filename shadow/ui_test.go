@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -390,5 +391,24 @@ func TestUIBodyLayoutMarksRewrites(t *testing.T) {
 	text := layoutBody(StoredRequest{Body: json.RawMessage(`{"a":1} trailing`)})
 	if len(text.lines) != 1 || text.lines[0] != `{"a":1} trailing` {
 		t.Errorf("text body lines %q", text.lines)
+	}
+}
+
+func TestUIWithoutStore(t *testing.T) {
+	api := &ReviewAPI{}
+	for path, want := range map[string]int{
+		"/ui/connections":      http.StatusServiceUnavailable,
+		"/ui/static/style.css": http.StatusOK,
+		"/ui/static/nope.js":   http.StatusNotFound,
+		"/ui/connections//x":   http.StatusNotFound,
+	} {
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != want {
+			t.Errorf("GET %s without a store: %d, want %d\n%s", path, rec.Code, want, rec.Body)
+		}
+		if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'none'") {
+			t.Errorf("GET %s: CSP %q", path, csp)
+		}
 	}
 }
