@@ -2,6 +2,7 @@ package shadow
 
 import (
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -410,5 +411,42 @@ func TestUIWithoutStore(t *testing.T) {
 		if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'none'") {
 			t.Errorf("GET %s: CSP %q", path, csp)
 		}
+	}
+}
+
+func TestUIRequestsPaging(t *testing.T) {
+	f := &uiFixture{reviewFixture: newReviewFixture(t)}
+	for i := range uiPageSize + 10 {
+		f.save(&Record{Connection: "acme", ResourceType: "User", ResourceID: "u" + strconv.Itoa(i),
+			Key: "user" + strconv.Itoa(i) + "@example.com", Operation: "patch", Status: StatusPending, Errors: i % 2})
+	}
+	nextRE := regexp.MustCompile(`<a class="next" href="([^"]+)">`)
+	countRE := regexp.MustCompile(`<article class="request`)
+
+	page := f.get("/ui/connections/acme/requests?errors=1")
+	if n := len(countRE.FindAllString(page, -1)); n != (uiPageSize+10)/2 {
+		t.Errorf("errors only: %d requests, want %d (one page)", n, (uiPageSize+10)/2)
+	}
+	page = f.get("/ui/connections/acme/requests")
+	if n := len(countRE.FindAllString(page, -1)); n != uiPageSize {
+		t.Errorf("first page: %d requests, want %d", n, uiPageSize)
+	}
+	if !strings.Contains(page, "user59@example.com") || strings.Contains(page, ">user9@example.com<") {
+		t.Errorf("the first page is not the newest requests")
+	}
+	m := nextRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no next page link:\n%s", page)
+	}
+	next := html.UnescapeString(m[1])
+	page = f.get("/ui/connections/acme/requests" + next)
+	if n := len(countRE.FindAllString(page, -1)); n != 10 {
+		t.Errorf("second page: %d requests, want 10", n)
+	}
+	if nextRE.MatchString(page) || !strings.Contains(page, ">First page</a>") || !strings.Contains(page, ">user0@example.com<") {
+		t.Errorf("second page:\n%s", page)
+	}
+	if status, _, _ := f.req(http.MethodGet, "/ui/connections/acme/requests?cursor=garbage", nil, nil); status != http.StatusBadRequest {
+		t.Errorf("a bad cursor: %d, want 400", status)
 	}
 }
