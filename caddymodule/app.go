@@ -38,13 +38,19 @@ type App struct {
 	Retention caddy.Duration `json:"retention,omitempty"`
 	// ModeRefresh is how often run-time modes set by other instances are re-read. Default 2s.
 	ModeRefresh caddy.Duration `json:"mode_refresh,omitempty"`
+	// ReviewSecret keys the review page's form (CSRF) tokens. Set the same secret on every
+	// instance sharing one PostgreSQL store behind a load balancer, so a form one instance
+	// served is accepted by the others (and survives restarts). Placeholders such as
+	// {env.X} are replaced. Default: a random key per process.
+	ReviewSecret string `json:"review_secret,omitempty"`
 
-	key         string
-	handle      *storeHandle
-	connections *sync.Map // connection name → configured default shadow.Mode
-	logger      *zap.Logger
-	stop        chan struct{}
-	obs         *observability // metrics and events (observe.go)
+	key          string
+	reviewSecret string // ReviewSecret with placeholders replaced
+	handle       *storeHandle
+	connections  *sync.Map // connection name → configured default shadow.Mode
+	logger       *zap.Logger
+	stop         chan struct{}
+	obs          *observability // metrics and events (observe.go)
 }
 
 // StoreConfig selects the store.
@@ -78,6 +84,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.connections = new(sync.Map)
+	a.reviewSecret = caddy.NewReplacer().ReplaceKnown(a.ReviewSecret, "")
 	if err := a.provisionObservability(ctx); err != nil {
 		return err
 	}
@@ -214,6 +221,7 @@ func (a *App) defaultModes() map[string]shadow.Mode {
 func (a *App) reviewAPI() *shadow.ReviewAPI {
 	return &shadow.ReviewAPI{
 		Store:        a.handle.store,
+		CSRFSecret:   a.reviewSecret,
 		DefaultModes: a.defaultModes,
 		OnModeChange: func(connection string, mode shadow.Mode) {
 			a.handle.modes.Remember(connection, mode)

@@ -249,6 +249,7 @@ func (h *ReviewHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		store postgres <dsn>
 //		retention <duration>
 //		mode_refresh <duration>
+//		review_secret <secret>
 //	}
 func parseApp(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -294,6 +295,10 @@ func parseApp(d *caddyfile.Dispenser, _ any) (any, error) {
 				app.Retention = caddy.Duration(dur)
 			} else {
 				app.ModeRefresh = caddy.Duration(dur)
+			}
+		case "review_secret":
+			if !d.AllArgs(&app.ReviewSecret) {
+				return nil, d.ArgErr()
 			}
 		default:
 			return nil, d.Errf("unrecognized scim_shadow global option %q", d.Val())

@@ -69,7 +69,7 @@ func TestRepoCaddyfilesAdapt(t *testing.T) {
 
 func TestCaddyfileToJSON(t *testing.T) {
 	cfg, err := adapt(t, "{\n"+
-		"\tscim_shadow {\n\t\tstore postgres postgres://u@db/x\n\t\tretention 48h\n\t\tmode_refresh 5s\n\t}\n}\n"+
+		"\tscim_shadow {\n\t\tstore postgres postgres://u@db/x\n\t\tretention 48h\n\t\tmode_refresh 5s\n\t\treview_secret {env.REVIEW_SECRET}\n\t}\n}\n"+
 		":8080 {\n"+
 		"\tscim_shadow {\n"+
 		"\t\tconnection {http.request.header.X-Tenant}\n"+
@@ -102,7 +102,7 @@ func TestCaddyfileToJSON(t *testing.T) {
 		t.Errorf("handler JSON\n got %s\nwant %s", got, want)
 	}
 	app, _ := json.Marshal(cfg["apps"].(map[string]any)["scim_shadow"])
-	if string(app) != `{"mode_refresh":5000000000,"retention":172800000000000,"store":{"dsn":"postgres://u@db/x","type":"postgres"}}` {
+	if string(app) != `{"mode_refresh":5000000000,"retention":172800000000000,"review_secret":"{env.REVIEW_SECRET}","store":{"dsn":"postgres://u@db/x","type":"postgres"}}` {
 		t.Errorf("app JSON %s", app)
 	}
 	// scim_shadow is ordered before reverse_proxy outside a route block.

@@ -14,7 +14,8 @@ func init() {
 	caddy.RegisterModule(AdminAPI{})
 }
 
-// ReviewHandler serves the review API (connections, modes, records) on a route. Mount it
+// ReviewHandler serves the review API (connections, modes, records) and, under /ui/, the
+// review page on a route. Mount it
 // behind the authentication you choose, with handle_path so that the prefix is stripped:
 //
 //	handle_path /scim-shadow/* {
@@ -50,7 +51,8 @@ func (h *ReviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cadd
 }
 
 // AdminAPI serves the review API on Caddy's admin endpoint under /scim_shadow/, which
-// listens on localhost by default.
+// listens on localhost by default. The review page is there too, but Caddy's admin
+// endpoint refuses browser navigations (no allowed Origin): people use the route handler.
 type AdminAPI struct{}
 
 // CaddyModule returns the Caddy module information.

@@ -49,8 +49,15 @@ import (
 // bodies and the live and projected resources; GET …/records/{id} has them.
 //
 // Connection names in paths are URL-escaped. Errors are {"error":"…"} with a fitting status.
+//
+// Under /ui/ it serves the review page (ui.go); a GET of an endpoint above whose Accept
+// names text/html (a browser) is redirected to the matching page.
 type ReviewAPI struct {
 	Store Store
+	// CSRFSecret, if set, keys the review page's form tokens, so every instance sharing
+	// one store (behind a load balancer) accepts the others' tokens and a restart keeps
+	// open pages working. Empty: a random key per process.
+	CSRFSecret string
 	// DefaultModes returns the configured mode of every connection name; may be nil.
 	DefaultModes func() map[string]Mode
 	// OnModeChange, if set, is called after a mode was stored by PUT …/mode.
@@ -62,53 +69,70 @@ const reviewMaxBody = 1 << 16
 
 type reviewAPIKey struct{}
 
-var (
-	reviewMuxOnce sync.Once
-	reviewMux     *http.ServeMux
-)
-
-// reviewRoutes is built once; its handlers find the ReviewAPI in the request context,
-// so a ReviewAPI value costs nothing to create per request.
-func reviewRoutes() *http.ServeMux {
-	reviewMuxOnce.Do(func() {
-		mux := http.NewServeMux()
-		handle := func(pattern string, h func(*ReviewAPI, http.ResponseWriter, *http.Request)) {
-			mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-				h(r.Context().Value(reviewAPIKey{}).(*ReviewAPI), w, r)
-			})
-		}
-		handle("GET /connections", (*ReviewAPI).listConnections)
-		handle("PUT /connections/{c}/mode", (*ReviewAPI).putMode)
-		handle("GET /connections/{c}/records", (*ReviewAPI).listRecords)
-		handle("DELETE /connections/{c}/records", (*ReviewAPI).deleteRecords)
-		handle("GET /connections/{c}/records/{id}", (*ReviewAPI).getRecord)
-		handle("GET /connections/{c}/resources", (*ReviewAPI).listResources)
-		handle("GET /connections/{c}/warnings", (*ReviewAPI).warningSummary)
-		handle("GET /connections/{c}/warnings/users", (*ReviewAPI).warningUsers)
-		handle("GET /connections/{c}/warnings/users/{key}", (*ReviewAPI).userWarnings)
-		reviewMux = mux
-	})
-	return reviewMux
+// apiRoute is one route of a ReviewAPI mux. Its handler finds the ReviewAPI in the
+// request context, so a mux is built once and a ReviewAPI value costs nothing to create
+// per request.
+type apiRoute struct {
+	pattern string
+	handle  func(*ReviewAPI, http.ResponseWriter, *http.Request)
 }
 
-// ServeHTTP routes a review request.
+// newAPIMux builds the mux of a route table.
+func newAPIMux(routes []apiRoute) *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, rt := range routes {
+		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			rt.handle(r.Context().Value(reviewAPIKey{}).(*ReviewAPI), w, r)
+		})
+	}
+	return mux
+}
+
+// reviewRoutes is the mux of the JSON API.
+var reviewRoutes = sync.OnceValue(func() *http.ServeMux {
+	return newAPIMux([]apiRoute{
+		{"GET /connections", (*ReviewAPI).listConnections},
+		{"PUT /connections/{c}/mode", (*ReviewAPI).putMode},
+		{"GET /connections/{c}/records", (*ReviewAPI).listRecords},
+		{"DELETE /connections/{c}/records", (*ReviewAPI).deleteRecords},
+		{"GET /connections/{c}/records/{id}", (*ReviewAPI).getRecord},
+		{"GET /connections/{c}/resources", (*ReviewAPI).listResources},
+		{"GET /connections/{c}/warnings", (*ReviewAPI).warningSummary},
+		{"GET /connections/{c}/warnings/users", (*ReviewAPI).warningUsers},
+		{"GET /connections/{c}/warnings/users/{key}", (*ReviewAPI).userWarnings},
+	})
+})
+
+// ServeHTTP routes a review request: the review page under /ui/ (ui.go), a browser's GET
+// of a JSON endpoint (Accept: text/html) redirected to its page, else the JSON API.
 func (a *ReviewAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p := r.URL.Path; p == "/ui" || strings.HasPrefix(p, "/ui/") {
-		a.serveUI(w, r) // the review page (ui.go)
+		a.serveUI(w, r)
 		return
 	}
-	mux := reviewRoutes()
-	// The mux would redirect a path that is not clean ("//", "..") to its clean form,
-	// losing the prefix the caller stripped: such paths are not found.
+	if page, ok := uiPageFor(r); ok {
+		uiRedirect(w, page)
+		return
+	}
+	a.serveMux(reviewRoutes(), w, r, func(w http.ResponseWriter, _ *http.Request, status int, msg string) {
+		writeReviewError(w, status, msg)
+	})
+}
+
+// serveMux serves r through mux with a in its context. A path that is not clean ("//",
+// ".."; the mux would redirect it to its clean form, losing the prefix the caller
+// stripped) or not found, a wrong method (with Allow set) and a missing store are
+// answered by fail.
+func (a *ReviewAPI) serveMux(mux *http.ServeMux, w http.ResponseWriter, r *http.Request,
+	fail func(w http.ResponseWriter, r *http.Request, status int, msg string)) {
 	if p := r.URL.EscapedPath(); p == "" || path.Clean(p) != p {
-		writeReviewError(w, http.StatusNotFound, "not found")
+		fail(w, r, http.StatusNotFound, "not found")
 		return
 	}
-	if _, pattern := mux.Handler(r); pattern == "" {
-		// Not found, or the wrong method: let the mux decide the status (and Allow), and
-		// answer in JSON.
+	h, pattern := mux.Handler(r)
+	if pattern == "" {
+		// Not found, or the wrong method: let the mux decide the status (and Allow).
 		c := &reviewStatusCapture{header: http.Header{}}
-		h, _ := mux.Handler(r)
 		h.ServeHTTP(c, r)
 		status := c.status
 		if status == http.StatusMethodNotAllowed {
@@ -116,11 +140,11 @@ func (a *ReviewAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			status = http.StatusNotFound
 		}
-		writeReviewError(w, status, strings.ToLower(http.StatusText(status)))
+		fail(w, r, status, strings.ToLower(http.StatusText(status)))
 		return
 	}
-	if a.Store == nil {
-		writeReviewError(w, http.StatusServiceUnavailable, "no store configured")
+	if a.Store == nil && !strings.HasPrefix(pattern, uiStaticPattern) {
+		fail(w, r, http.StatusServiceUnavailable, "no store configured")
 		return
 	}
 	mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reviewAPIKey{}, a)))
@@ -137,10 +161,21 @@ type connectionView struct {
 }
 
 func (a *ReviewAPI) listConnections(w http.ResponseWriter, r *http.Request) {
-	infos, err := a.Store.Connections(r.Context())
+	views, err := a.connectionViews(r.Context())
 	if err != nil {
-		writeReviewError(w, http.StatusInternalServerError, fmt.Sprintf("listing connections: %v", err))
+		writeReviewError(w, http.StatusInternalServerError, err.Error())
 		return
+	}
+	writeReviewJSON(w, http.StatusOK, map[string]any{"connections": views})
+}
+
+// connectionViews lists the connections: those the store knows and the configured ones,
+// each with its effective mode (the stored one, else the configured one, else live), by
+// name.
+func (a *ReviewAPI) connectionViews(ctx context.Context) ([]connectionView, error) {
+	infos, err := a.Store.Connections(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing connections: %w", err)
 	}
 	var defaults map[string]Mode
 	if a.DefaultModes != nil {
@@ -159,15 +194,15 @@ func (a *ReviewAPI) listConnections(w http.ResponseWriter, r *http.Request) {
 	out := make([]connectionView, 0, len(views))
 	for _, v := range views {
 		if v.Mode == "" {
-			v.Mode = defaults[v.Name] // the configured default…
+			v.Mode = defaults[v.Name]
 		}
 		if v.Mode == "" {
-			v.Mode = ModeLive // …else live
+			v.Mode = ModeLive
 		}
 		out = append(out, *v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	writeReviewJSON(w, http.StatusOK, map[string]any{"connections": out})
+	return out, nil
 }
 
 func (a *ReviewAPI) putMode(w http.ResponseWriter, r *http.Request) {
@@ -393,11 +428,20 @@ type warningExample struct {
 }
 
 func (a *ReviewAPI) userWarnings(w http.ResponseWriter, r *http.Request) {
-	conn, key := r.PathValue("c"), r.PathValue("key")
-	ws, err := a.Store.UserWarnings(r.Context(), conn, key)
+	key, views, err := a.userWarningViews(r.Context(), r.PathValue("c"), r.PathValue("key"))
 	if err != nil {
-		writeReviewError(w, http.StatusInternalServerError, fmt.Sprintf("reading warnings: %v", err))
+		writeReviewError(w, http.StatusInternalServerError, err.Error())
 		return
+	}
+	writeReviewJSON(w, http.StatusOK, map[string]any{"key": key, "warnings": views})
+}
+
+// userWarningViews returns the open warnings of the resources with key, each with its
+// example request, and the key as last seen.
+func (a *ReviewAPI) userWarningViews(ctx context.Context, conn, key string) (string, []warningView, error) {
+	ws, err := a.Store.UserWarnings(ctx, conn, key)
+	if err != nil {
+		return "", nil, fmt.Errorf("reading warnings: %w", err)
 	}
 	examples := map[int64]*warningExample{}
 	views := make([]warningView, 0, len(ws))
@@ -411,13 +455,12 @@ func (a *ReviewAPI) userWarnings(w http.ResponseWriter, r *http.Request) {
 		if id := wn.ExampleRecordID; id > 0 {
 			ex, seen := examples[id]
 			if !seen {
-				rec, err := a.Store.Record(r.Context(), conn, id)
+				rec, err := a.Store.Record(ctx, conn, id)
 				switch {
 				case err == nil:
 					ex = &warningExample{RecordID: rec.ID, Original: rec.Original, Effective: rec.Effective}
 				case !errors.Is(err, ErrNotFound):
-					writeReviewError(w, http.StatusInternalServerError, fmt.Sprintf("reading example record %d: %v", id, err))
-					return
+					return "", nil, fmt.Errorf("reading example record %d: %w", id, err)
 				}
 				examples[id] = ex
 			}
@@ -425,7 +468,7 @@ func (a *ReviewAPI) userWarnings(w http.ResponseWriter, r *http.Request) {
 		}
 		views = append(views, v)
 	}
-	writeReviewJSON(w, http.StatusOK, map[string]any{"key": key, "warnings": views})
+	return key, views, nil
 }
 
 // writeReviewJSON answers with v as JSON. Review data is never cached.

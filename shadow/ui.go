@@ -2,7 +2,6 @@ package shadow
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -27,18 +26,21 @@ import (
 // The review page: server-rendered HTML over the same Store as the JSON API, under /ui/ of
 // the review API (see ReviewAPI.ServeHTTP).
 //
-//	GET  /ui/                                  → connections
-//	GET  /ui/connections                       connections, modes, counts
-//	GET  /ui/connections/{c}/requests          ?user=&group=&errors=1&deprovisions=1&cursor=
-//	GET  /ui/connections/{c}/requests/{id}     one request: original, effective, diff, findings
-//	GET  /ui/connections/{c}/resources         ?user=&group=&errors=1&type=&cursor=
-//	GET  /ui/connections/{c}/mode?to=live      confirmation; POST switches (token, mode)
-//	GET  /ui/connections/{c}/clear             confirmation; POST deletes the records (token)
+//	GET  /ui/                                   → connections
+//	GET  /ui/connections                        connections, modes, counts
+//	GET  /ui/connections/{c}/requests           ?user=&group=&errors=1&deprovisions=1&cursor=
+//	GET  /ui/connections/{c}/requests/{id}      one request: original, effective, diff, findings
+//	GET  /ui/connections/{c}/resources          ?user=&group=&errors=1&type=&cursor=
+//	GET  /ui/connections/{c}/warnings           ?attribute=&cursor=: per attribute, users
+//	GET  /ui/connections/{c}/warnings/users/{k} one user's warnings with example requests
+//	GET  /ui/connections/{c}/mode?to=live       confirmation; POST switches (token, to)
+//	GET  /ui/connections/{c}/clear              confirmation; POST deletes the records (token)
 //	GET  /ui/static/style.css
 //
 // Links are relative, so the page works under any prefix the caller strips. GETs change
-// nothing; every POST carries a token (HMAC of connection and action under a per-process
-// random key) and is refused when its Origin or Referer names another host.
+// nothing. Every state-changing action is a uiAction: its GET shows what it will do, its
+// POST must carry the token of the confirmation (an HMAC of the path and the value under
+// the CSRF key) and must not come from another origin (http.CrossOriginProtection).
 
 //go:embed ui/templates/*.html ui/static/*.css
 var uiFiles embed.FS
@@ -47,67 +49,64 @@ var uiFiles embed.FS
 const uiCSP = "default-src 'self'; style-src 'self'; img-src 'self'; script-src 'none'; " +
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-// uiPageSize is how many requests or resources a page shows.
+// uiPageSize is how many requests, resources or users a page shows.
 const uiPageSize = 50
 
-var (
-	uiOnce   sync.Once
-	uiMux    *http.ServeMux
-	uiPages  map[string]*template.Template
-	uiStatic fs.FS
-	uiKey    = newUIKey()
-)
+// uiStaticPattern is the route of the style sheet: it needs no store.
+const uiStaticPattern = "GET /ui/static/"
 
-func newUIKey() []byte {
+// uiProcessKey keys the form tokens when ReviewAPI.CSRFSecret is empty.
+var uiProcessKey = func() []byte {
 	k := make([]byte, 32)
 	_, _ = rand.Read(k) // crypto/rand.Read does not fail
 	return k
+}()
+
+// uiTemplates are the pages, each parsed with the layout.
+var uiTemplates = sync.OnceValue(func() map[string]*template.Template {
+	pages := map[string]*template.Template{}
+	for _, name := range []string{"connections", "requests", "request", "resources", "warnings", "userwarnings", "confirm", "error"} {
+		pages[name] = template.Must(template.New(name).ParseFS(uiFiles,
+			"ui/templates/layout.html", "ui/templates/"+name+".html"))
+	}
+	return pages
+})
+
+// uiActions are the state-changing actions. Approving or ignoring a held request (the
+// approval queue) belongs here too: a uiAction on /ui/connections/{c}/requests/{id}/approve
+// (and …/ignore) whose apply calls the store, and a button in the "record-actions" block
+// of layout.html.
+var uiActions = []uiAction{
+	{pattern: "/ui/connections/{c}/mode", field: "to", confirm: (*ReviewAPI).confirmMode, apply: (*ReviewAPI).applyMode},
+	{pattern: "/ui/connections/{c}/clear", confirm: (*ReviewAPI).confirmClear, apply: (*ReviewAPI).applyClear},
 }
 
-type uiAPIKey struct{}
-
-func uiInit() {
-	uiOnce.Do(func() {
-		uiPages = map[string]*template.Template{}
-		for _, name := range []string{"connections", "requests", "request", "resources", "confirm", "error"} {
-			uiPages[name] = template.Must(template.New(name).ParseFS(uiFiles,
-				"ui/templates/layout.html", "ui/templates/"+name+".html"))
-		}
-		static, err := fs.Sub(uiFiles, "ui/static")
-		if err != nil {
-			panic(err)
-		}
-		uiStatic = static
-		mux := http.NewServeMux()
-		handle := func(pattern string, h func(*ReviewAPI, http.ResponseWriter, *http.Request)) {
-			mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-				h(r.Context().Value(uiAPIKey{}).(*ReviewAPI), w, r)
-			})
-		}
-		handle("GET /ui/connections", (*ReviewAPI).uiConnections)
-		handle("GET /ui/connections/{c}/requests", (*ReviewAPI).uiRequests)
-		handle("GET /ui/connections/{c}/requests/{id}", (*ReviewAPI).uiRequest)
-		handle("GET /ui/connections/{c}/resources", (*ReviewAPI).uiResources)
-		handle("GET /ui/connections/{c}/mode", (*ReviewAPI).uiModeConfirm)
-		handle("POST /ui/connections/{c}/mode", (*ReviewAPI).uiModePost)
-		handle("GET /ui/connections/{c}/clear", (*ReviewAPI).uiClearConfirm)
-		handle("POST /ui/connections/{c}/clear", (*ReviewAPI).uiClearPost)
-		mux.HandleFunc("GET /ui/static/{file}", serveUIStatic)
-		uiMux = mux
-	})
-}
+// uiRoutes is the mux of the review page.
+var uiRoutes = sync.OnceValue(func() *http.ServeMux {
+	routes := []apiRoute{
+		uiRoute("GET /ui/connections", (*ReviewAPI).uiConnections),
+		uiRoute("GET /ui/connections/{c}/requests", (*ReviewAPI).uiRequests),
+		uiRoute("GET /ui/connections/{c}/requests/{id}", (*ReviewAPI).uiRequest),
+		uiRoute("GET /ui/connections/{c}/resources", (*ReviewAPI).uiResources),
+		uiRoute("GET /ui/connections/{c}/warnings", (*ReviewAPI).uiWarnings),
+		uiRoute("GET /ui/connections/{c}/warnings/users/{key}", (*ReviewAPI).uiUserWarnings),
+		{uiStaticPattern + "{file}", func(_ *ReviewAPI, w http.ResponseWriter, r *http.Request) { serveUIStatic(w, r) }},
+	}
+	for _, act := range uiActions {
+		routes = append(routes, act.routes()...)
+	}
+	return newAPIMux(routes)
+})
 
 // serveUI answers a request under /ui (path relative to the review API's mount point).
 func (a *ReviewAPI) serveUI(w http.ResponseWriter, r *http.Request) {
-	uiInit()
 	h := w.Header()
 	h.Set("Content-Security-Policy", uiCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
-	p := r.URL.EscapedPath()
-	switch p {
+	switch r.URL.EscapedPath() {
 	case "/ui":
 		uiRedirect(w, "ui/connections")
 		return
@@ -115,29 +114,14 @@ func (a *ReviewAPI) serveUI(w http.ResponseWriter, r *http.Request) {
 		uiRedirect(w, "connections")
 		return
 	}
-	if path.Clean(p) != p {
-		a.uiError(w, r, http.StatusNotFound, "Not found.")
-		return
-	}
-	if _, pattern := uiMux.Handler(r); pattern == "" {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPost {
-			h.Set("Allow", "GET, HEAD, POST")
-			a.uiError(w, r, http.StatusMethodNotAllowed, "Method not allowed.")
-			return
-		}
-		a.uiError(w, r, http.StatusNotFound, "Not found.")
-		return
-	}
-	if a.Store == nil && !strings.HasPrefix(p, "/ui/static/") {
-		a.uiError(w, r, http.StatusServiceUnavailable, "No store is configured.")
-		return
-	}
-	uiMux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), uiAPIKey{}, a)))
+	a.serveMux(uiRoutes(), w, r, func(w http.ResponseWriter, r *http.Request, status int, msg string) {
+		a.uiError(w, r, &uiStatusError{status, strings.ToUpper(msg[:1]) + msg[1:] + "."})
+	})
 }
 
 func serveUIStatic(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("file")
-	b, err := fs.ReadFile(uiStatic, name)
+	b, err := fs.ReadFile(uiFiles, "ui/static/"+name)
 	if err != nil || !strings.HasSuffix(name, ".css") {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
@@ -145,6 +129,30 @@ func serveUIStatic(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	_, _ = w.Write(b)
+}
+
+// uiPageFor returns the page of a browser's GET of a JSON endpoint (its Accept names
+// text/html), as a URL relative to the request's.
+func uiPageFor(r *http.Request) (string, bool) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead || !strings.Contains(r.Header.Get("Accept"), "text/html") {
+		return "", false
+	}
+	p := r.URL.EscapedPath()
+	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	var page string
+	switch {
+	case p == "" || p == "/" || p == "/connections":
+		page = "connections"
+	case len(segs) >= 3 && segs[0] == "connections":
+		rest := segs[2:]
+		if rest[0] == "records" {
+			rest[0] = "requests"
+		}
+		page = "connections/" + segs[1] + "/" + strings.Join(rest, "/")
+	default:
+		return "", false
+	}
+	return strings.Repeat("../", max(0, len(segs)-1)) + "ui/" + page, true
 }
 
 // uiRedirect answers 303 with a relative Location: the browser resolves it against the
@@ -163,6 +171,43 @@ func uiRoot(r *http.Request) string {
 	return "./"
 }
 
+// uiConnBase is the relative URL of /ui/connections/{conn}/ from the page at r.
+func uiConnBase(r *http.Request, conn string) string {
+	return uiRoot(r) + "connections/" + url.PathEscape(conn) + "/"
+}
+
+// uiView is what a page handler answers: a page, or a redirect.
+type uiView struct {
+	template string // the page's template
+	title    string
+	conn     string // the connection the page is about, if any
+	body     any    // the page's own data
+	redirect string // if set: a 303 to this relative URL instead of a page
+}
+
+// uiStatusError is an error the page shows with its status and message.
+type uiStatusError struct {
+	status int
+	msg    string
+}
+
+func (e *uiStatusError) Error() string { return e.msg }
+
+// uiRoute adapts a page handler: its error becomes an error page, its view a page.
+func uiRoute(pattern string, h func(*ReviewAPI, *http.Request) (uiView, error)) apiRoute {
+	return apiRoute{pattern, func(a *ReviewAPI, w http.ResponseWriter, r *http.Request) {
+		v, err := h(a, r)
+		switch {
+		case err != nil:
+			a.uiError(w, r, err)
+		case v.redirect != "":
+			uiRedirect(w, v.redirect)
+		default:
+			a.render(w, r, http.StatusOK, v)
+		}
+	}}
+}
+
 // uiPage is what every template gets.
 type uiPage struct {
 	Root  string     // relative path to /ui/
@@ -177,20 +222,16 @@ type uiConnRef struct {
 	Base string // relative URL of /ui/connections/{c}/
 }
 
-func (a *ReviewAPI) page(r *http.Request, title string, conn string, body any) uiPage {
-	p := uiPage{Root: uiRoot(r), Title: title, Body: body}
-	if conn != "" {
-		p.Conn = &uiConnRef{Name: conn, Base: p.Root + "connections/" + url.PathEscape(conn) + "/"}
+func (a *ReviewAPI) render(w http.ResponseWriter, r *http.Request, status int, v uiView) {
+	p := uiPage{Root: uiRoot(r), Title: v.title, Body: v.body}
+	if v.conn != "" {
+		p.Conn = &uiConnRef{Name: v.conn, Base: uiConnBase(r, v.conn)}
 	}
-	return p
-}
-
-func (a *ReviewAPI) render(w http.ResponseWriter, status int, name string, p uiPage) {
 	var buf bytes.Buffer
-	if err := uiPages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
+	if err := uiTemplates()[v.template].ExecuteTemplate(&buf, "layout", p); err != nil {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusInternalServerError)
-		_, _ = fmt.Fprintln(w, "rendering the page failed")
+		_, _ = fmt.Fprintf(w, "rendering the page failed: %v\n", err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -198,52 +239,28 @@ func (a *ReviewAPI) render(w http.ResponseWriter, status int, name string, p uiP
 	_, _ = w.Write(buf.Bytes())
 }
 
-func (a *ReviewAPI) uiError(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	a.render(w, status, "error", a.page(r, http.StatusText(status), "", struct {
+// uiError shows err on an error page: a uiStatusError with its status, else 500.
+func (a *ReviewAPI) uiError(w http.ResponseWriter, r *http.Request, err error) {
+	se := &uiStatusError{http.StatusInternalServerError, "Something failed: " + err.Error()}
+	errors.As(err, &se)
+	a.render(w, r, se.status, uiView{template: "error", title: http.StatusText(se.status), body: struct {
 		Status  int
 		Message string
-	}{status, msg}))
+	}{se.status, se.msg}})
 }
 
-// connectionViews lists the connections as GET /connections does: stored ones and
-// configured ones, each with its effective mode.
-func (a *ReviewAPI) connectionViews(ctx context.Context) ([]connectionView, error) {
-	infos, err := a.Store.Connections(ctx)
-	if err != nil {
-		return nil, err
+// uiQueryError maps a store's ErrBadCursor to 400.
+func uiQueryError(err error, what string) error {
+	if errors.Is(err, ErrBadCursor) {
+		return &uiStatusError{http.StatusBadRequest, "Invalid cursor."}
 	}
-	var defaults map[string]Mode
-	if a.DefaultModes != nil {
-		defaults = a.DefaultModes()
-	}
-	views := map[string]*connectionView{}
-	for _, info := range infos {
-		views[info.Name] = &connectionView{Name: info.Name, Mode: info.Mode, Pending: info.Pending,
-			Errors: info.Errors, Deprovisions: info.Deprovisions}
-	}
-	for name := range defaults {
-		if name != "" && views[name] == nil {
-			views[name] = &connectionView{Name: name}
-		}
-	}
-	out := make([]connectionView, 0, len(views))
-	for _, v := range views {
-		if v.Mode == "" {
-			v.Mode = defaults[v.Name]
-		}
-		if v.Mode == "" {
-			v.Mode = ModeLive
-		}
-		out = append(out, *v)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // connectionView returns one connection's view (a connection nobody knows is live with
 // nothing pending).
-func (a *ReviewAPI) connectionView(ctx context.Context, name string) (connectionView, error) {
-	views, err := a.connectionViews(ctx)
+func (a *ReviewAPI) connectionView(r *http.Request, name string) (connectionView, error) {
+	views, err := a.connectionViews(r.Context())
 	if err != nil {
 		return connectionView{}, err
 	}
@@ -255,31 +272,27 @@ func (a *ReviewAPI) connectionView(ctx context.Context, name string) (connection
 	return connectionView{Name: name, Mode: ModeLive}, nil
 }
 
+// uiConnRow is one connection of the connections page.
 type uiConnRow struct {
 	connectionView
-	Base       string
-	OtherMode  Mode
-	IsPreview  bool
-	HasPending bool
+	Base      string
+	OtherMode Mode
 }
 
-func (a *ReviewAPI) uiConnections(w http.ResponseWriter, r *http.Request) {
+func (a *ReviewAPI) uiConnections(r *http.Request) (uiView, error) {
 	views, err := a.connectionViews(r.Context())
 	if err != nil {
-		a.uiError(w, r, http.StatusInternalServerError, "Listing connections failed: "+err.Error())
-		return
+		return uiView{}, err
 	}
-	root := uiRoot(r)
 	rows := make([]uiConnRow, len(views))
 	for i, v := range views {
 		other := ModePreview
 		if v.Mode == ModePreview {
 			other = ModeLive
 		}
-		rows[i] = uiConnRow{connectionView: v, Base: root + "connections/" + url.PathEscape(v.Name) + "/",
-			OtherMode: other, IsPreview: v.Mode == ModePreview, HasPending: v.Pending > 0}
+		rows[i] = uiConnRow{connectionView: v, Base: uiConnBase(r, v.Name), OtherMode: other}
 	}
-	a.render(w, http.StatusOK, "connections", a.page(r, "Connections", "", rows))
+	return uiView{template: "connections", title: "Connections", body: rows}, nil
 }
 
 // uiChange is one change as shown: a mark and a word, so colour is not the only signal.
@@ -323,19 +336,20 @@ func uiValue(raw json.RawMessage, display string, maxLen int) string {
 	if len(raw) == 0 {
 		return ""
 	}
-	s := ""
+	var s string
 	var member struct {
 		Value *string `json:"value"`
 	}
-	if display != "" && json.Unmarshal(raw, &member) == nil && member.Value != nil {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	switch {
+	case display != "" && json.Unmarshal(raw, &member) == nil && member.Value != nil:
 		s = display + " (" + *member.Value + ")"
-	} else {
-		var buf bytes.Buffer
-		if json.Compact(&buf, raw) == nil {
-			s = buf.String()
-		} else {
-			s = string(raw)
-		}
+	case dec.Decode(&v) == nil:
+		s = jsonText(v) // compact, and "<" rather than "\u003c"
+	default:
+		s = string(raw)
 	}
 	if maxLen > 0 && utf8.RuneCountInString(s) > maxLen {
 		s = string([]rune(s)[:maxLen]) + "…"
@@ -348,6 +362,7 @@ type uiFinding struct {
 	Severity  string `json:"severity"`
 	Code      string `json:"code"`
 	Attribute string `json:"attribute"`
+	Source    string `json:"source"`
 	Path      string `json:"path"`
 	Message   string `json:"message"`
 }
@@ -400,7 +415,11 @@ func uiAge(d time.Duration) string {
 	}
 }
 
-// uiFilters are the filters of the requests and resources pages, as GET parameters.
+// uiTime is a time as the pages show it.
+func uiTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// uiFilters are the filters of the requests and resources pages, as GET parameters, so a
+// filtered view can be shared by its URL.
 type uiFilters struct {
 	User, Group, Type   string
 	Errors, Deprovision bool
@@ -410,11 +429,11 @@ type uiFilters struct {
 func uiReadFilters(v url.Values) (uiFilters, error) {
 	f := uiFilters{User: v.Get("user"), Group: v.Get("group"), Type: v.Get("type")}
 	var err error
-	if f.Errors, err = queryFlag(v, "errors"); err != nil {
-		return f, err
+	if f.Errors, err = queryFlag(v, "errors"); err == nil {
+		f.Deprovision, err = queryFlag(v, "deprovisions")
 	}
-	if f.Deprovision, err = queryFlag(v, "deprovisions"); err != nil {
-		return f, err
+	if err != nil {
+		return f, &uiStatusError{http.StatusBadRequest, err.Error()}
 	}
 	f.Active = f.User != "" || f.Group != "" || f.Type != "" || f.Errors || f.Deprovision
 	return f, nil
@@ -437,42 +456,45 @@ func (f uiFilters) query(cursor string) string {
 	return "?" + v.Encode()
 }
 
-func (a *ReviewAPI) uiRequests(w http.ResponseWriter, r *http.Request) {
+// uiPager links the first and the next page of a list.
+type uiPager struct {
+	FirstURL string // shown when the page is not the first
+	NextURL  string // "" on the last page
+}
+
+func newUIPager(cursor, next string, query func(cursor string) string) uiPager {
+	var p uiPager
+	if cursor != "" {
+		p.FirstURL = query("")
+	}
+	if next != "" {
+		p.NextURL = query(next)
+	}
+	return p
+}
+
+func (a *ReviewAPI) uiRequests(r *http.Request) (uiView, error) {
 	conn := r.PathValue("c")
 	f, err := uiReadFilters(r.URL.Query())
 	if err != nil {
-		a.uiError(w, r, http.StatusBadRequest, err.Error())
-		return
+		return uiView{}, err
 	}
 	cursor := r.URL.Query().Get("cursor")
 	recs, next, err := a.Store.Records(r.Context(), conn, RecordQuery{User: f.User, Group: f.Group,
 		ErrorsOnly: f.Errors, Deprovisions: f.Deprovision, Cursor: cursor, Limit: uiPageSize})
-	if errors.Is(err, ErrBadCursor) {
-		a.uiError(w, r, http.StatusBadRequest, "Invalid cursor.")
-		return
-	}
 	if err != nil {
-		a.uiError(w, r, http.StatusInternalServerError, "Listing requests failed: "+err.Error())
-		return
+		return uiView{}, uiQueryError(err, "listing requests")
 	}
-	p := a.page(r, "Requests of "+conn, conn, nil)
-	now := time.Now()
 	body := struct {
-		Filters  uiFilters
-		Records  []uiRecord
-		NextURL  string
-		FirstURL string
-		Paged    bool
-	}{Filters: f, Paged: cursor != ""}
+		Filters uiFilters
+		Records []uiRecord
+		uiPager
+	}{Filters: f, uiPager: newUIPager(cursor, next, f.query)}
+	now := time.Now()
 	for _, rec := range recs {
-		body.Records = append(body.Records, uiRecordView(rec, p.Conn.Base, now, uiMaxValue))
+		body.Records = append(body.Records, uiRecordView(rec, uiConnBase(r, conn), now, uiMaxValue))
 	}
-	if next != "" {
-		body.NextURL = f.query(next)
-	}
-	body.FirstURL = f.query("")
-	p.Body = body
-	a.render(w, http.StatusOK, "requests", p)
+	return uiView{template: "requests", title: "Requests of " + conn, conn: conn, body: body}, nil
 }
 
 // uiPretty indents JSON; a body that is not JSON is shown as it is.
@@ -500,43 +522,52 @@ func uiHeaders(h map[string][]string) []uiHeader {
 	return out
 }
 
-func (a *ReviewAPI) uiRequest(w http.ResponseWriter, r *http.Request) {
+// uiRequestPair is a request as the IdP sent it and as the backend would get it, each
+// body laid out in lines with the lines that differ from the other side marked.
+type uiRequestPair struct {
+	OriginalMeth, OriginalURL   string
+	EffectiveMeth, EffectiveURL string
+	Original, Effective         []uiLine
+	OriginalHdr, EffectiveHdr   []uiHeader
+	Rewrites                    uiRewrites
+}
+
+func newUIRequestPair(original, effective StoredRequest) uiRequestPair {
+	o, e := layoutBody(original), layoutBody(effective)
+	return uiRequestPair{
+		OriginalMeth: original.Method, OriginalURL: original.URL,
+		EffectiveMeth: effective.Method, EffectiveURL: effective.URL,
+		Original: o.marked(e), Effective: e.marked(o),
+		OriginalHdr: uiHeaders(original.Header), EffectiveHdr: uiHeaders(effective.Header),
+		Rewrites: o.compare(e),
+	}
+}
+
+func (a *ReviewAPI) uiRequest(r *http.Request) (uiView, error) {
 	conn := r.PathValue("c")
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id < 1 {
-		a.uiError(w, r, http.StatusNotFound, "No such request.")
-		return
+		return uiView{}, &uiStatusError{http.StatusNotFound, "No such request."}
 	}
 	rec, err := a.Store.Record(r.Context(), conn, id)
 	if errors.Is(err, ErrNotFound) {
-		a.uiError(w, r, http.StatusNotFound, "No such request.")
-		return
+		return uiView{}, &uiStatusError{http.StatusNotFound, "No such request."}
 	}
 	if err != nil {
-		a.uiError(w, r, http.StatusInternalServerError, "Reading the request failed: "+err.Error())
-		return
+		return uiView{}, fmt.Errorf("reading request %d: %w", id, err)
 	}
-	p := a.page(r, fmt.Sprintf("Request %d of %s", id, conn), conn, nil)
-	p.Body = struct {
+	body := struct {
 		uiRecord
-		Original, Effective         string
-		OriginalHdr, EffectiveHdr   []uiHeader
-		Live, Projected             string
-		Created, LastSeen           string
-		OriginalURL, EffectiveURL   string
-		OriginalMeth, EffectiveMeth string
+		Pair              uiRequestPair
+		Live, Projected   string
+		Created, LastSeen string
 	}{
-		uiRecord:    uiRecordView(rec, p.Conn.Base, time.Now(), 0),
-		Original:    uiPretty(rec.Original.Body, rec.Original.Text),
-		Effective:   uiPretty(rec.Effective.Body, rec.Effective.Text),
-		OriginalHdr: uiHeaders(rec.Original.Header), EffectiveHdr: uiHeaders(rec.Effective.Header),
-		Live: uiPretty(rec.Live, ""), Projected: uiPretty(rec.Projected, ""),
-		Created:     rec.CreatedAt.UTC().Format(time.RFC3339),
-		LastSeen:    rec.LastSeenAt.UTC().Format(time.RFC3339),
-		OriginalURL: rec.Original.URL, EffectiveURL: rec.Effective.URL,
-		OriginalMeth: rec.Original.Method, EffectiveMeth: rec.Effective.Method,
+		uiRecord: uiRecordView(rec, uiConnBase(r, conn), time.Now(), 0),
+		Pair:     newUIRequestPair(rec.Original, rec.Effective),
+		Live:     uiPretty(rec.Live, ""), Projected: uiPretty(rec.Projected, ""),
+		Created: uiTime(rec.CreatedAt), LastSeen: uiTime(rec.LastSeenAt),
 	}
-	a.render(w, http.StatusOK, "request", p)
+	return uiView{template: "request", title: fmt.Sprintf("Request %d of %s", id, conn), conn: conn, body: body}, nil
 }
 
 type uiResource struct {
@@ -550,32 +581,24 @@ type uiResource struct {
 
 type uiLink struct{ URL, Text string }
 
-func (a *ReviewAPI) uiResources(w http.ResponseWriter, r *http.Request) {
+func (a *ReviewAPI) uiResources(r *http.Request) (uiView, error) {
 	conn := r.PathValue("c")
 	f, err := uiReadFilters(r.URL.Query())
 	if err != nil {
-		a.uiError(w, r, http.StatusBadRequest, err.Error())
-		return
+		return uiView{}, err
 	}
 	cursor := r.URL.Query().Get("cursor")
 	res, next, err := PendingResources(r.Context(), a.Store, conn, ResourceQuery{User: f.User, Group: f.Group,
 		ErrorsOnly: f.Errors, ResourceType: f.Type, Cursor: cursor, Limit: uiPageSize})
-	if errors.Is(err, ErrBadCursor) {
-		a.uiError(w, r, http.StatusBadRequest, "Invalid cursor.")
-		return
-	}
 	if err != nil {
-		a.uiError(w, r, http.StatusInternalServerError, "Listing resources failed: "+err.Error())
-		return
+		return uiView{}, uiQueryError(err, "listing resources")
 	}
-	p := a.page(r, "Users and groups of "+conn, conn, nil)
 	body := struct {
 		Filters   uiFilters
 		Resources []uiResource
-		NextURL   string
-		FirstURL  string
-		Paged     bool
-	}{Filters: f, Paged: cursor != "", FirstURL: f.query("")}
+		uiPager
+	}{Filters: f, uiPager: newUIPager(cursor, next, f.query)}
+	base := uiConnBase(r, conn)
 	for _, pr := range res {
 		v := uiResource{PendingResource: pr, ChangeList: uiChanges(pr.Changes, uiMaxValue),
 			LiveJSON: uiPretty(pr.Live, ""), ProjJSON: uiPretty(pr.Projected, "")}
@@ -584,86 +607,183 @@ func (a *ReviewAPI) uiResources(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, id := range pr.Records {
 			s := strconv.FormatInt(id, 10)
-			v.RecordLinks = append(v.RecordLinks, uiLink{p.Conn.Base + "requests/" + s, "#" + s})
+			v.RecordLinks = append(v.RecordLinks, uiLink{base + "requests/" + s, "#" + s})
 		}
 		body.Resources = append(body.Resources, v)
 	}
-	if next != "" {
-		body.NextURL = f.query(next)
+	return uiView{template: "resources", title: "Users and groups of " + conn, conn: conn, body: body}, nil
+}
+
+// uiWarningAttr is one attribute of the warnings page.
+type uiWarningAttr struct {
+	WarningAttribute
+	UsersURL string // the users missing it
+}
+
+// uiWarningUser is one user (or group) of the warnings page.
+type uiWarningUser struct {
+	WarningUser
+	URL      string
+	LastSeen string
+}
+
+func (a *ReviewAPI) uiWarnings(r *http.Request) (uiView, error) {
+	conn := r.PathValue("c")
+	q := r.URL.Query()
+	attribute, cursor := q.Get("attribute"), q.Get("cursor")
+	attrs, err := a.Store.WarningSummary(r.Context(), conn)
+	if err != nil {
+		return uiView{}, fmt.Errorf("listing warnings: %w", err)
 	}
-	p.Body = body
-	a.render(w, http.StatusOK, "resources", p)
-}
-
-// uiToken is the CSRF token of an action on a connection.
-func uiToken(connection, action string) string {
-	m := hmac.New(sha256.New, uiKey)
-	m.Write([]byte("scim-shadow-ui\x00" + connection + "\x00" + action))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// uiSameOrigin reports whether the request's Origin, else its Referer, names the host it
-// was sent to; a request with neither passes (the token still has to match).
-func uiSameOrigin(r *http.Request) bool {
-	for _, h := range []string{"Origin", "Referer"} {
-		v := r.Header.Get(h)
-		if v == "" {
-			continue
+	users, next, err := a.Store.WarningUsers(r.Context(), conn, attribute, cursor, uiPageSize)
+	if err != nil {
+		return uiView{}, uiQueryError(err, "listing users with warnings")
+	}
+	query := func(cursor string) string {
+		v := url.Values{}
+		if attribute != "" {
+			v.Set("attribute", attribute)
 		}
-		u, err := url.Parse(v)
-		return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+		if cursor != "" {
+			v.Set("cursor", cursor)
+		}
+		return "?" + v.Encode()
 	}
-	return true
+	body := struct {
+		Attribute  string
+		Attributes []uiWarningAttr
+		Users      []uiWarningUser
+		uiPager
+	}{Attribute: attribute, uiPager: newUIPager(cursor, next, query)}
+	for _, at := range attrs {
+		body.Attributes = append(body.Attributes, uiWarningAttr{at, "?attribute=" + url.QueryEscape(at.Attribute)})
+	}
+	base := uiConnBase(r, conn)
+	for _, u := range users {
+		body.Users = append(body.Users, uiWarningUser{u, base + "warnings/users/" + url.PathEscape(u.Key), uiTime(u.LastSeenAt)})
+	}
+	return uiView{template: "warnings", title: "Warnings of " + conn, conn: conn, body: body}, nil
 }
 
-// uiCheckPost parses a POST form and checks its origin and token for action; on failure
-// it has answered 403.
-func (a *ReviewAPI) uiCheckPost(w http.ResponseWriter, r *http.Request, action string) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, reviewMaxBody)
-	if err := r.ParseForm(); err != nil {
-		a.uiError(w, r, http.StatusBadRequest, "Unreadable form.")
-		return false
-	}
-	if !uiSameOrigin(r) {
-		a.uiError(w, r, http.StatusForbidden, "Refused: the form was sent from another site.")
-		return false
-	}
-	want := uiToken(r.PathValue("c"), action)
-	if got := r.PostForm.Get("token"); !hmac.Equal([]byte(got), []byte(want)) {
-		a.uiError(w, r, http.StatusForbidden, "Refused: the form's token is missing or invalid. Reload the page and try again.")
-		return false
-	}
-	return true
+// uiUserWarning is one warning of a user's warnings page, with its example request.
+type uiUserWarning struct {
+	warningView
+	FirstSeen, LastSeen string
+	ExampleURL          string // the example's detail page; "" when it is gone
+	Example             *uiRequestPair
 }
 
+func (a *ReviewAPI) uiUserWarnings(r *http.Request) (uiView, error) {
+	conn := r.PathValue("c")
+	key, views, err := a.userWarningViews(r.Context(), conn, r.PathValue("key"))
+	if err != nil {
+		return uiView{}, err
+	}
+	body := struct {
+		Key         string
+		Warnings    []uiUserWarning
+		WarningsURL string
+	}{Key: key, WarningsURL: uiConnBase(r, conn) + "warnings"}
+	for _, v := range views {
+		w := uiUserWarning{warningView: v, FirstSeen: uiTime(v.FirstSeenAt), LastSeen: uiTime(v.LastSeenAt)}
+		if v.Example != nil {
+			pair := newUIRequestPair(v.Example.Original, v.Example.Effective)
+			w.Example = &pair
+			w.ExampleURL = uiConnBase(r, conn) + "requests/" + strconv.FormatInt(v.Example.RecordID, 10)
+		}
+		body.Warnings = append(body.Warnings, w)
+	}
+	return uiView{template: "userwarnings", title: "Warnings of " + key, conn: conn, body: body}, nil
+}
+
+// uiAction is a state-changing action of the review page. GET on its path shows a
+// confirmation of what will happen (confirm); POST on it does it (apply) when the form
+// carries the confirmation's token and the request does not come from another origin.
+// value is the action's parameter: the query's field on GET, the form's on POST.
+type uiAction struct {
+	pattern string // path pattern under /ui/
+	field   string // the parameter's name; "" when the action has none
+	confirm func(a *ReviewAPI, r *http.Request, value string) (uiConfirm, error)
+	apply   func(a *ReviewAPI, r *http.Request, value string) (redirect string, err error)
+}
+
+// uiConfirm is the confirmation page of an action.
 type uiConfirm struct {
 	Heading  string
 	Lines    []string
-	Action   string // form action, relative
-	Token    string
-	Field    string // a hidden field name, if any
-	Value    string
 	Button   string
 	Danger   bool
 	CancelTo string
+	// Set by the action's route:
+	Action string // the form's action, relative
+	Token  string
+	Field  string // the parameter's hidden field, if any
+	Value  string
 }
 
-func (a *ReviewAPI) uiModeConfirm(w http.ResponseWriter, r *http.Request) {
+// uiCrossOrigin refuses state-changing requests a browser sends from another origin.
+var uiCrossOrigin = http.NewCrossOriginProtection()
+
+func (act uiAction) routes() []apiRoute {
+	show := func(a *ReviewAPI, r *http.Request) (uiView, error) {
+		var value string
+		if act.field != "" {
+			value = r.URL.Query().Get(act.field)
+		}
+		c, err := act.confirm(a, r, value)
+		if err != nil {
+			return uiView{}, err
+		}
+		c.Action, c.Token, c.Field, c.Value = path.Base(r.URL.EscapedPath()), a.uiToken(r.URL.Path, value), act.field, value
+		return uiView{template: "confirm", title: c.Heading, conn: r.PathValue("c"), body: c}, nil
+	}
+	do := func(a *ReviewAPI, r *http.Request) (uiView, error) {
+		if err := uiCrossOrigin.Check(r); err != nil {
+			return uiView{}, &uiStatusError{http.StatusForbidden, "Refused: the form was sent from another site."}
+		}
+		r.Body = http.MaxBytesReader(nil, r.Body, reviewMaxBody)
+		if err := r.ParseForm(); err != nil {
+			return uiView{}, &uiStatusError{http.StatusBadRequest, "Unreadable form."}
+		}
+		var value string
+		if act.field != "" {
+			value = r.PostForm.Get(act.field)
+		}
+		want := a.uiToken(r.URL.Path, value)
+		if got := r.PostForm.Get("token"); !hmac.Equal([]byte(got), []byte(want)) {
+			return uiView{}, &uiStatusError{http.StatusForbidden,
+				"Refused: the form's token is missing or invalid. Go back, reload the page and try again."}
+		}
+		redirect, err := act.apply(a, r, value)
+		return uiView{redirect: redirect}, err
+	}
+	return []apiRoute{uiRoute("GET "+act.pattern, show), uiRoute("POST "+act.pattern, do)}
+}
+
+// uiToken is the CSRF token of an action: an HMAC of its path (below the stripped
+// prefix) and its parameter under the CSRF key.
+func (a *ReviewAPI) uiToken(actionPath, value string) string {
+	key := uiProcessKey
+	if a.CSRFSecret != "" {
+		sum := sha256.Sum256([]byte("scim-shadow review csrf\x00" + a.CSRFSecret))
+		key = sum[:]
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(actionPath + "\x00" + value))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (a *ReviewAPI) confirmMode(r *http.Request, value string) (uiConfirm, error) {
 	conn := r.PathValue("c")
-	to, err := ParseMode(r.URL.Query().Get("to"))
+	to, err := ParseMode(value)
 	if err != nil {
-		a.uiError(w, r, http.StatusBadRequest, err.Error())
-		return
+		return uiConfirm{}, &uiStatusError{http.StatusBadRequest, err.Error()}
 	}
-	v, err := a.connectionView(r.Context(), conn)
+	v, err := a.connectionView(r, conn)
 	if err != nil {
-		a.uiError(w, r, http.StatusInternalServerError, "Reading the connection failed: "+err.Error())
-		return
+		return uiConfirm{}, err
 	}
-	p := a.page(r, "Switch "+conn+" to "+string(to), conn, nil)
-	c := uiConfirm{Action: p.Conn.Base + "mode", Token: uiToken(conn, "mode:"+string(to)), Field: "mode",
-		Value: string(to), CancelTo: p.Root + "connections"}
-	c.Heading = fmt.Sprintf("Switch %s from %s to %s?", conn, v.Mode, to)
+	c := uiConfirm{Heading: fmt.Sprintf("Switch %s from %s to %s?", conn, v.Mode, to), CancelTo: uiRoot(r) + "connections"}
 	if to == ModeLive {
 		c.Button, c.Danger = "Switch to live", true
 		c.Lines = []string{
@@ -675,62 +795,44 @@ func (a *ReviewAPI) uiModeConfirm(w http.ResponseWriter, r *http.Request) {
 		c.Button = "Switch to preview"
 		c.Lines = []string{"Writes are recorded and answered with a retryable rejection; nothing reaches the backend until the connection is switched to live."}
 	}
-	p.Body = c
-	a.render(w, http.StatusOK, "confirm", p)
+	return c, nil
 }
 
-func (a *ReviewAPI) uiModePost(w http.ResponseWriter, r *http.Request) {
+func (a *ReviewAPI) applyMode(r *http.Request, value string) (string, error) {
 	conn := r.PathValue("c")
-	r.Body = http.MaxBytesReader(w, r.Body, reviewMaxBody)
-	if err := r.ParseForm(); err != nil {
-		a.uiError(w, r, http.StatusBadRequest, "Unreadable form.")
-		return
-	}
-	mode, err := ParseMode(r.PostForm.Get("mode"))
+	mode, err := ParseMode(value)
 	if err != nil {
-		a.uiError(w, r, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !a.uiCheckPost(w, r, "mode:"+string(mode)) {
-		return
+		return "", &uiStatusError{http.StatusBadRequest, err.Error()}
 	}
 	if err := a.Store.SetMode(r.Context(), conn, mode); err != nil {
-		a.uiError(w, r, http.StatusInternalServerError, "Setting the mode failed: "+err.Error())
-		return
+		return "", fmt.Errorf("setting the mode of %s: %w", conn, err)
 	}
 	if a.OnModeChange != nil {
 		a.OnModeChange(conn, mode)
 	}
-	uiRedirect(w, uiRoot(r)+"connections")
+	return uiRoot(r) + "connections", nil
 }
 
-func (a *ReviewAPI) uiClearConfirm(w http.ResponseWriter, r *http.Request) {
+func (a *ReviewAPI) confirmClear(r *http.Request, _ string) (uiConfirm, error) {
 	conn := r.PathValue("c")
-	v, err := a.connectionView(r.Context(), conn)
+	v, err := a.connectionView(r, conn)
 	if err != nil {
-		a.uiError(w, r, http.StatusInternalServerError, "Reading the connection failed: "+err.Error())
-		return
+		return uiConfirm{}, err
 	}
-	p := a.page(r, "Clear the preview of "+conn, conn, nil)
-	p.Body = uiConfirm{
+	return uiConfirm{
 		Heading: "Clear the preview of " + conn + "?",
 		Lines: []string{
 			fmt.Sprintf("Every recorded request of %s is deleted (%d pending). This cannot be undone.", conn, v.Pending),
 			"Nothing is sent to the backend. While the connection is in preview, the IdP's next retries are recorded again.",
 		},
-		Action: p.Conn.Base + "clear", Token: uiToken(conn, "clear"), Button: "Clear the preview", Danger: true,
-		CancelTo: p.Conn.Base + "requests",
-	}
-	a.render(w, http.StatusOK, "confirm", p)
+		Button: "Clear the preview", Danger: true, CancelTo: "requests",
+	}, nil
 }
 
-func (a *ReviewAPI) uiClearPost(w http.ResponseWriter, r *http.Request) {
-	if !a.uiCheckPost(w, r, "clear") {
-		return
+func (a *ReviewAPI) applyClear(r *http.Request, _ string) (string, error) {
+	conn := r.PathValue("c")
+	if _, err := a.Store.DeleteRecords(r.Context(), conn); err != nil {
+		return "", fmt.Errorf("clearing the preview of %s: %w", conn, err)
 	}
-	if _, err := a.Store.DeleteRecords(r.Context(), r.PathValue("c")); err != nil {
-		a.uiError(w, r, http.StatusInternalServerError, "Clearing the preview failed: "+err.Error())
-		return
-	}
-	uiRedirect(w, "requests")
+	return "requests", nil
 }

@@ -2,51 +2,33 @@ package shadow
 
 import (
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
+// uiFixture is the review API's fixture (mounted under /scim-shadow) with records and a
+// warning for the review page.
 type uiFixture struct {
-	t       *testing.T
-	store   *SQLiteStore
-	srv     *httptest.Server
-	mu      sync.Mutex
-	changes []string
-	errID   int64
-	xssID   int64
+	*reviewFixture
+	errID int64
+	xssID int64
+	adaID int64
 }
 
 const uiXSS = `<script>alert(1)</script>`
 
 func newUIFixture(t *testing.T) *uiFixture {
 	t.Helper()
-	s, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "ui.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	f := &uiFixture{t: t, store: s}
-	api := &ReviewAPI{
-		Store:        s,
-		DefaultModes: func() map[string]Mode { return map[string]Mode{"acme": ModePreview} },
-		OnModeChange: func(c string, m Mode) {
-			f.mu.Lock()
-			f.changes = append(f.changes, c+"="+string(m))
-			f.mu.Unlock()
-		},
-	}
-	f.srv = httptest.NewServer(http.StripPrefix("/review", api))
-	t.Cleanup(f.srv.Close)
-
+	f := &uiFixture{reviewFixture: newReviewFixture(t)}
+	s := f.store
 	now := time.Now().UTC()
 	save := func(rec Record) int64 {
 		rec.Connection, rec.Status, rec.CreatedAt, rec.LastSeenAt = "acme", StatusPending, now, now
@@ -77,6 +59,19 @@ func newUIFixture(t *testing.T) *uiFixture {
 		Findings:  json.RawMessage(`[{"severity":"warning","code":"x","message":"<script>alert(1)</script>"}]`),
 		Subjects:  []Subject{{Kind: "user", Key: uiXSS}},
 	})
+	// A create the rules rewrote: favorite_color became favoriteColor.
+	f.adaID = save(Record{Method: "POST", Path: "/scim/v2/Users", ResourceType: "User", Key: "ada@example.com", Operation: "create",
+		Original:  StoredRequest{Method: "POST", URL: "/scim/v2/Users", Body: json.RawMessage(`{"userName":"ada@example.com","favorite_color":"teal","name":{"givenName":"Ada"}}`)},
+		Effective: StoredRequest{Method: "POST", URL: "/scim/v2/Users", Body: json.RawMessage(`{"userName":"ada@example.com","favoriteColor":"teal","name":{"givenName":"Ada"}}`)},
+		Changes:   json.RawMessage(`[{"op":"add","path":"userName","new":"ada@example.com"}]`),
+		Findings:  json.RawMessage(`[{"severity":"info","code":"fallback_used","attribute":"favoriteColor","source":"favorite_color","message":"taken from favorite_color"}]`),
+		Subjects:  []Subject{{Kind: "user", Key: "ada@example.com"}},
+	})
+	// The script user lacks favoriteColor: an open warning with its request as example.
+	if _, err := s.NoteWarnings(t.Context(), WarningNote{Connection: "acme", ResourceType: "User", Key: uiXSS,
+		Missing: []string{"favoriteColor"}, ExampleRecordID: f.xssID, At: now}); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 
@@ -88,7 +83,7 @@ func (f *uiFixture) req(method, path string, form url.Values, header map[string]
 	if form != nil {
 		body = strings.NewReader(form.Encode())
 	}
-	req, err := http.NewRequestWithContext(f.t.Context(), method, f.srv.URL+"/review"+path, body)
+	req, err := http.NewRequestWithContext(f.t.Context(), method, f.srv.URL+"/scim-shadow"+path, body)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -155,7 +150,7 @@ func TestUIPagesRender(t *testing.T) {
 		t.Errorf("GET /ui/: %d Location %q", status, h.Get("Location"))
 	}
 	page := f.get("/ui/connections")
-	for _, want := range []string{"acme", "preview", `href="./connections/acme/requests"`, "Switch to live…", `<td data-label="Pending" class="num pending">3</td>`} {
+	for _, want := range []string{"acme", "preview", `href="./connections/acme/requests"`, "Switch to live…", `<td data-label="Pending" class="num pending">4</td>`, `1 open`, `href="./connections/acme/warnings"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("connections page lacks %q:\n%s", want, page)
 		}
@@ -196,6 +191,33 @@ func TestUIPagesRender(t *testing.T) {
 			t.Errorf("resources page lacks %q:\n%s", want, page)
 		}
 	}
+	page = f.get("/ui/connections/acme/requests/" + itoa(f.adaID))
+	for _, want := range []string{"What the rewrite changed", "only in the original:</span> <code>favorite_color</code>",
+		"only in the effective request:</span> <code>favoriteColor</code>", "fallback_used",
+		`<span class="ln rewritten"><span class="gutter">≠</span>  &#34;favoriteColor&#34;: &#34;teal&#34;,</span>`,
+		`<span class="ln rewritten"><span class="gutter">≠</span>  &#34;favorite_color&#34;: &#34;teal&#34;,</span>`,
+		`<span class="ln"><span class="gutter"> </span>  &#34;userName&#34;: &#34;ada@example.com&#34;,</span>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("detail page of the rewritten create lacks %q:\n%s", want, page)
+		}
+	}
+	page = f.get("/ui/connections/acme/warnings")
+	for _, want := range []string{"favoriteColor", "⚠ 1", `href="?attribute=favoriteColor"`,
+		`href="../../connections/acme/warnings/users/` + url.PathEscape(uiXSS) + `"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("warnings page lacks %q:\n%s", want, page)
+		}
+	}
+	page = f.get("/ui/connections/acme/warnings?attribute=title")
+	if !strings.Contains(page, "No user has an open warning for this attribute") {
+		t.Errorf("warnings page filtered on another attribute:\n%s", page)
+	}
+	page = f.get("/ui/connections/acme/warnings/users/" + url.PathEscape(uiXSS))
+	for _, want := range []string{"favoriteColor", "Writes without it", "Example request", `href="../../../../connections/acme/requests/` + itoa(f.xssID) + `"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("user warnings page lacks %q:\n%s", want, page)
+		}
+	}
 	page = f.get("/ui/connections/acme/mode?to=live")
 	if !strings.Contains(page, "the IdP&#39;s next retries will be applied to the backend") {
 		t.Errorf("mode confirmation:\n%s", page)
@@ -225,7 +247,8 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 func TestUIEscapesIdPData(t *testing.T) {
 	f := newUIFixture(t)
 	for _, p := range []string{"/ui/connections/acme/requests", "/ui/connections/acme/requests/" + itoa(f.xssID),
-		"/ui/connections/acme/resources", "/ui/connections/acme/requests?user=" + url.QueryEscape(uiXSS)} {
+		"/ui/connections/acme/resources", "/ui/connections/acme/requests?user=" + url.QueryEscape(uiXSS),
+		"/ui/connections/acme/warnings", "/ui/connections/acme/warnings/users/" + url.PathEscape(uiXSS)} {
 		page := f.get(p)
 		if strings.Contains(page, "<script") {
 			t.Errorf("%s contains an unescaped script tag:\n%s", p, page)
@@ -247,16 +270,17 @@ func TestUIPostNeedsTokenAndOrigin(t *testing.T) {
 		form   url.Values
 		header map[string]string
 	}{
-		{"mode without token", "/ui/connections/acme/mode", url.Values{"mode": {"live"}}, nil},
-		{"mode with a bad token", "/ui/connections/acme/mode", url.Values{"mode": {"live"}, "token": {"AAAA"}}, nil},
-		{"mode with the preview token", "/ui/connections/acme/mode", url.Values{"mode": {"live"}, "token": {uiToken("acme", "mode:preview")}}, nil},
-		{"mode with another connection's token", "/ui/connections/acme/mode", url.Values{"mode": {"live"}, "token": {uiToken("other", "mode:live")}}, nil},
-		{"mode from a foreign origin", "/ui/connections/acme/mode", url.Values{"mode": {"live"}, "token": {modeToken}},
+		{"mode without token", "/ui/connections/acme/mode", url.Values{"to": {"live"}}, nil},
+		{"mode with a bad token", "/ui/connections/acme/mode", url.Values{"to": {"live"}, "token": {"AAAA"}}, nil},
+		{"mode with the preview token", "/ui/connections/acme/mode", url.Values{"to": {"live"}, "token": {(&ReviewAPI{}).uiToken("/ui/connections/acme/mode", "preview")}}, nil},
+		{"mode with another connection's token", "/ui/connections/acme/mode", url.Values{"to": {"live"}, "token": {(&ReviewAPI{}).uiToken("/ui/connections/other/mode", "live")}}, nil},
+		{"mode with another secret's token", "/ui/connections/acme/mode", url.Values{"to": {"live"}, "token": {(&ReviewAPI{CSRFSecret: "x"}).uiToken("/ui/connections/acme/mode", "live")}}, nil},
+		{"mode from a foreign origin", "/ui/connections/acme/mode", url.Values{"to": {"live"}, "token": {modeToken}},
 			map[string]string{"Origin": "https://evil.example"}},
-		{"mode from a null origin", "/ui/connections/acme/mode", url.Values{"mode": {"live"}, "token": {modeToken}},
+		{"mode from a null origin", "/ui/connections/acme/mode", url.Values{"to": {"live"}, "token": {modeToken}},
 			map[string]string{"Origin": "null"}},
-		{"mode from a foreign referer", "/ui/connections/acme/mode", url.Values{"mode": {"live"}, "token": {modeToken}},
-			map[string]string{"Referer": "https://evil.example/page"}},
+		{"mode from a cross-site form", "/ui/connections/acme/mode", url.Values{"to": {"live"}, "token": {modeToken}},
+			map[string]string{"Sec-Fetch-Site": "cross-site"}},
 		{"clear without token", "/ui/connections/acme/clear", url.Values{}, nil},
 		{"clear with the mode token", "/ui/connections/acme/clear", url.Values{"token": {modeToken}}, nil},
 		{"clear from a foreign origin", "/ui/connections/acme/clear", url.Values{"token": {clearToken}},
@@ -273,7 +297,7 @@ func TestUIPostNeedsTokenAndOrigin(t *testing.T) {
 	}
 
 	// With the token and a matching origin: switched, OnModeChange called, redirected.
-	status, body, h := f.req(http.MethodPost, "/ui/connections/acme/mode", url.Values{"mode": {"live"}, "token": {modeToken}},
+	status, body, h := f.req(http.MethodPost, "/ui/connections/acme/mode", url.Values{"to": {"live"}, "token": {modeToken}},
 		map[string]string{"Origin": f.srv.URL})
 	if status != http.StatusSeeOther || h.Get("Location") != "../../connections" {
 		t.Fatalf("mode switch: %d %q\n%s", status, h.Get("Location"), body)
@@ -292,7 +316,7 @@ func TestUIPostNeedsTokenAndOrigin(t *testing.T) {
 
 	// Clear, with a same-origin Referer.
 	status, _, h = f.req(http.MethodPost, "/ui/connections/acme/clear", url.Values{"token": {clearToken}},
-		map[string]string{"Referer": f.srv.URL + "/review/ui/connections/acme/clear"})
+		map[string]string{"Sec-Fetch-Site": "same-origin"})
 	if status != http.StatusSeeOther || h.Get("Location") != "requests" {
 		t.Fatalf("clear: %d %q", status, h.Get("Location"))
 	}
@@ -305,5 +329,124 @@ func TestUIPostNeedsTokenAndOrigin(t *testing.T) {
 	// Other methods are refused.
 	if status, _, _ := f.req(http.MethodDelete, "/ui/connections/acme/clear", nil, nil); status != http.StatusMethodNotAllowed {
 		t.Errorf("DELETE: %d", status)
+	}
+}
+
+func TestUICSRFSecretIsSharedAcrossInstances(t *testing.T) {
+	a, b := &ReviewAPI{CSRFSecret: "shared"}, &ReviewAPI{CSRFSecret: "shared"}
+	if a.uiToken("/ui/connections/acme/clear", "") != b.uiToken("/ui/connections/acme/clear", "") {
+		t.Error("two instances with one secret make different tokens")
+	}
+	random := &ReviewAPI{}
+	if random.uiToken("/ui/connections/acme/clear", "") == a.uiToken("/ui/connections/acme/clear", "") {
+		t.Error("the per-process key makes the secret's tokens")
+	}
+	if a.uiToken("/ui/connections/acme/mode", "live") == a.uiToken("/ui/connections/acme/mode", "preview") {
+		t.Error("a token does not depend on its value")
+	}
+}
+
+func TestUIBrowserGetOfJSONEndpointRedirects(t *testing.T) {
+	f := newUIFixture(t)
+	html := map[string]string{"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+	for path, want := range map[string]string{
+		"/":                                   "ui/connections",
+		"/connections":                        "ui/connections",
+		"/connections/acme/records":           "../../ui/connections/acme/requests",
+		"/connections/acme/records/2":         "../../../ui/connections/acme/requests/2",
+		"/connections/acme/warnings":          "../../ui/connections/acme/warnings",
+		"/connections/acme/resources":         "../../ui/connections/acme/resources",
+		"/connections/a%2Fb/warnings/users/x": "../../../../ui/connections/a%2Fb/warnings/users/x",
+	} {
+		status, _, h := f.req(http.MethodGet, path, nil, html)
+		if status != http.StatusSeeOther || h.Get("Location") != want {
+			t.Errorf("GET %s as a browser: %d Location %q, want %q", path, status, h.Get("Location"), want)
+		}
+	}
+	// A JSON client still gets JSON.
+	status, body, h := f.req(http.MethodGet, "/connections", nil, map[string]string{"Accept": "application/json"})
+	if status != http.StatusOK || h.Get("Content-Type") != "application/json" || !strings.Contains(body, `"warnings":1`) {
+		t.Errorf("GET /connections as JSON: %d %q %s", status, h.Get("Content-Type"), body)
+	}
+}
+
+func TestUIBodyLayoutMarksRewrites(t *testing.T) {
+	orig := layoutBody(StoredRequest{Body: json.RawMessage(`{"Operations":[{"op":"replace","path":"favorite_color","value":"teal"}],"a":{},"b":[1,2]}`)})
+	eff := layoutBody(StoredRequest{Body: json.RawMessage(`{"Operations":[{"op":"replace","path":"favoriteColor","value":"teal"}],"a":{},"b":[1,2],"urn:x:User":{"department":"R"}}`)})
+	var marked []string
+	for _, l := range eff.marked(orig) {
+		if l.Marked {
+			marked = append(marked, strings.TrimSpace(l.Text))
+		}
+	}
+	want := []string{`"path": "favoriteColor",`, `"urn:x:User": {`, `"department": "R"`}
+	if strings.Join(marked, "|") != strings.Join(want, "|") {
+		t.Errorf("marked lines %q, want %q", marked, want)
+	}
+	rw := orig.compare(eff)
+	if strings.Join(rw.OnlyEffective, ",") != "urn:x:User" || len(rw.OnlyOriginal) != 0 ||
+		strings.Join(rw.Changed, ",") != "Operations[0].path" {
+		t.Errorf("rewrites %+v", rw)
+	}
+	// Not JSON: shown as text, nothing marked.
+	text := layoutBody(StoredRequest{Body: json.RawMessage(`{"a":1} trailing`)})
+	if len(text.lines) != 1 || text.lines[0] != `{"a":1} trailing` {
+		t.Errorf("text body lines %q", text.lines)
+	}
+}
+
+func TestUIWithoutStore(t *testing.T) {
+	api := &ReviewAPI{}
+	for path, want := range map[string]int{
+		"/ui/connections":      http.StatusServiceUnavailable,
+		"/ui/static/style.css": http.StatusOK,
+		"/ui/static/nope.js":   http.StatusNotFound,
+		"/ui/connections//x":   http.StatusNotFound,
+	} {
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != want {
+			t.Errorf("GET %s without a store: %d, want %d\n%s", path, rec.Code, want, rec.Body)
+		}
+		if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'none'") {
+			t.Errorf("GET %s: CSP %q", path, csp)
+		}
+	}
+}
+
+func TestUIRequestsPaging(t *testing.T) {
+	f := &uiFixture{reviewFixture: newReviewFixture(t)}
+	for i := range uiPageSize + 10 {
+		f.save(&Record{Connection: "acme", ResourceType: "User", ResourceID: "u" + strconv.Itoa(i),
+			Key: "user" + strconv.Itoa(i) + "@example.com", Operation: "patch", Status: StatusPending, Errors: i % 2})
+	}
+	nextRE := regexp.MustCompile(`<a class="next" href="([^"]+)">`)
+	countRE := regexp.MustCompile(`<article class="request`)
+
+	page := f.get("/ui/connections/acme/requests?errors=1")
+	if n := len(countRE.FindAllString(page, -1)); n != (uiPageSize+10)/2 {
+		t.Errorf("errors only: %d requests, want %d (one page)", n, (uiPageSize+10)/2)
+	}
+	page = f.get("/ui/connections/acme/requests")
+	if n := len(countRE.FindAllString(page, -1)); n != uiPageSize {
+		t.Errorf("first page: %d requests, want %d", n, uiPageSize)
+	}
+	if !strings.Contains(page, "user59@example.com") || strings.Contains(page, ">user9@example.com<") {
+		t.Errorf("the first page is not the newest requests")
+	}
+	m := nextRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no next page link:\n%s", page)
+	}
+	next := html.UnescapeString(m[1])
+	page = f.get("/ui/connections/acme/requests" + next)
+	if n := len(countRE.FindAllString(page, -1)); n != 10 {
+		t.Errorf("second page: %d requests, want 10", n)
+	}
+	if nextRE.MatchString(page) || !strings.Contains(page, ">First page</a>") || !strings.Contains(page, ">user0@example.com<") {
+		t.Errorf("second page:\n%s", page)
+	}
+	if status, _, _ := f.req(http.MethodGet, "/ui/connections/acme/requests?cursor=garbage", nil, nil); status != http.StatusBadRequest {
+		t.Errorf("a bad cursor: %d, want 400", status)
 	}
 }
