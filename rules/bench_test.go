@@ -98,3 +98,44 @@ func BenchmarkRewriteFilter(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNormalizeAndRewrite2KB is the request path of an Entra connection with every
+// normalisation on: the 2 KB user with string booleans and a bare-string manager,
+// normalised, then rewritten by the five rules.
+func BenchmarkNormalizeAndRewrite2KB(b *testing.B) {
+	s := benchSet(b)
+	body := []byte(strings.Replace(strings.Replace(benchUser, `"active":true`, `"active":"True"`, 1),
+		`"department":"Platform"`, `"department":"Platform","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"manager":"m-1"}`, 1))
+	all := Normalization{true, true, true, true, true}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		n, fs, err := NormalizeResource(all, nil, body)
+		if err != nil || len(fs) != 2 {
+			b.Fatalf("%v %d", err, len(fs))
+		}
+		if _, _, err := s.RewriteResource("User", OpCreate, n); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReverse2KB reverses the rewritten 2 KB user for a connection using every From.
+func BenchmarkReverse2KB(b *testing.B) {
+	s := benchSet(b)
+	fwd, _, err := s.RewriteResource("User", OpCreate, []byte(benchUser))
+	if err != nil {
+		b.Fatal(err)
+	}
+	used := func(_, target string) string {
+		return map[string]string{"favoriteColor": "favorite_color", "nickName": "preferences.nickname",
+			"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "department"}[target]
+	}
+	b.SetBytes(int64(len(fwd)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, n, err := s.ReverseResponse("User", fwd, used); err != nil || n != 3 {
+			b.Fatalf("%v %d", err, n)
+		}
+	}
+}
