@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -77,4 +78,30 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestExampleCaddyfilesIdPSettings checks the per-IdP examples adapt with the settings the
+// README's per-IdP section documents.
+func TestExampleCaddyfilesIdPSettings(t *testing.T) {
+	for idp, want := range map[string]string{
+		"okta":     `{"normalize":null,"reject":{"retry_after":600000000000,"status":429},"reverse_map":null}`,
+		"entra":    `{"normalize":["all"],"reject":{"retry_after":600000000000,"status":429},"reverse_map":null}`,
+		"onelogin": `{"normalize":["member_removal","booleans"],"reject":{"retry_after":600000000000,"status":429},"reverse_map":null}`,
+	} {
+		t.Run(idp, func(t *testing.T) {
+			b, err := os.ReadFile("../examples/" + idp + "/Caddyfile")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := adapt(t, string(b))
+			if err != nil {
+				t.Fatalf("adapt: %v", err)
+			}
+			h := findHandler(cfg, "scim_shadow")
+			got, _ := json.Marshal(map[string]any{"normalize": h["normalize"], "reject": h["reject"], "reverse_map": h["reverse_map"]})
+			if string(got) != want {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
 }
