@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scim-shadow/caddy-scim-shadow/rules"
@@ -20,6 +21,11 @@ import (
 // through unchanged.
 const maxReverseBody = 8 << 20
 
+// maxSourceConnections bounds the connections whose source paths are kept: names can come
+// from request headers, so an unbounded map would let clients grow memory (and make one
+// store read each). Connections beyond it get responses in the backend's shape.
+const maxSourceConnections = 10000
+
 // sourceSeedTimeout bounds the one store read that seeds a connection's source paths.
 const sourceSeedTimeout = 2 * time.Second
 
@@ -29,6 +35,7 @@ const sourceSeedTimeout = 2 * time.Second
 type respondState struct {
 	sources sync.Map // connection \x00 lower(resource type) \x00 target → source
 	conns   sync.Map // connection → *connSources
+	nconns  atomic.Int64
 }
 
 // connSources says whether a connection has any source path, seeded from the store once.
@@ -42,8 +49,18 @@ func sourceKey(connection, resourceType, target string) string {
 	return connection + "\x00" + strings.ToLower(resourceType) + "\x00" + target
 }
 
+// connSources returns a connection's entry, or nil when maxSourceConnections are kept.
 func (e *Engine) connSources(connection string) *connSources {
-	v, _ := e.conns.LoadOrStore(connection, &connSources{})
+	if v, ok := e.conns.Load(connection); ok {
+		return v.(*connSources)
+	}
+	if e.nconns.Load() >= maxSourceConnections {
+		return nil
+	}
+	v, loaded := e.conns.LoadOrStore(connection, &connSources{})
+	if !loaded {
+		e.nconns.Add(1)
+	}
 	return v.(*connSources)
 }
 
@@ -60,8 +77,11 @@ func (e *Engine) noteSources(d *Decision) {
 }
 
 func (e *Engine) setSource(connection, resourceType, target, source string) {
-	e.sources.Store(sourceKey(connection, resourceType, target), source)
 	cs := e.connSources(connection)
+	if cs == nil {
+		return
+	}
+	e.sources.Store(sourceKey(connection, resourceType, target), source)
 	cs.mu.Lock()
 	cs.any = true
 	cs.mu.Unlock()
@@ -72,6 +92,9 @@ func (e *Engine) setSource(connection, resourceType, target, source string) {
 // used source of each attribute), so the knowledge survives restarts.
 func (e *Engine) hasSources(ctx context.Context, connection string) bool {
 	cs := e.connSources(connection)
+	if cs == nil {
+		return false
+	}
 	cs.seed.Do(func() {
 		if e.Store == nil {
 			return

@@ -1,6 +1,7 @@
 package shadow_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -63,7 +64,7 @@ func (b *echoBackend) lastWrite() string {
 	return string(b.writes[len(b.writes)-1])
 }
 
-func idpEngine(t *testing.T, mode shadow.Mode, store shadow.Store) *shadow.Engine {
+func idpEngine(t testing.TB, mode shadow.Mode, store shadow.Store) *shadow.Engine {
 	t.Helper()
 	set, err := rules.Compile(map[string]rules.ResourceRules{"User": {Rules: []rules.Rule{
 		{Target: entURN + ":department", From: []string{"department"}},
@@ -255,4 +256,42 @@ func TestReverseMapSeedsFromStore(t *testing.T) {
 	if !strings.Contains(w.Body.String(), `"preferences":{"favoriteColor":"red"}`) {
 		t.Errorf("not seeded from the store: %s", w.Body)
 	}
+}
+
+// FuzzReverseWriter sends arbitrary backend responses through the reverse-mapping writer of
+// a connection that uses From paths: never a panic, the Content-Length always matches the
+// body, and a body that is not mapped arrives byte for byte.
+func FuzzReverseWriter(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"1","favoriteColor":"red","` + entURN + `":{"department":"D"}}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"Resources":[{"favoriteColor":"r","meta":{"resourceType":"User"}},{"favoriteColor":1}]}`,
+		`{"favoriteColor":null,"department":"x"}`, `[]`, `not json`, ``,
+	} {
+		f.Add([]byte(s), true)
+		f.Add([]byte(s), false)
+	}
+	e := idpEngine(f, shadow.ModeLive, nil)
+	learn := &echoBackend{}
+	serve(e, learn, http.MethodPost, "/scim/v2/Users", `{"userName":"u","favorite_color":"red","department":"D"}`)
+	f.Fuzz(func(t *testing.T, body []byte, scimJSON bool) {
+		next := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			ct := "text/plain"
+			if scimJSON {
+				ct = shadow.ContentType
+			}
+			w.Header().Set("Content-Type", ct)
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			_, _ = w.Write(body)
+		})
+		w := serve(e, next, http.MethodGet, "/scim/v2/Users/1", "")
+		if cl := w.Header().Get("Content-Length"); cl != strconv.Itoa(w.Body.Len()) {
+			t.Fatalf("Content-Length %s for %d bytes", cl, w.Body.Len())
+		}
+		if !scimJSON && !bytes.Equal(w.Body.Bytes(), body) {
+			t.Fatalf("a text response changed")
+		}
+		if json.Valid(body) && !json.Valid(w.Body.Bytes()) {
+			t.Fatalf("valid JSON became invalid: %s → %s", body, w.Body)
+		}
+	})
 }
