@@ -43,7 +43,7 @@ func (b *echoBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.schemaReads++
 		_, _ = io.WriteString(w, `{"Resources":[{"id":"urn:ietf:params:scim:schemas:core:2.0:User","attributes":[`+
 			`{"name":"active","type":"boolean"},{"name":"vip","type":"boolean"},{"name":"emails","type":"complex","subAttributes":[{"name":"primary","type":"boolean"}]}]}]}`)
-	case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/Users"):
+	case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/Users") || strings.HasSuffix(r.URL.Path, "/.search"):
 		_, _ = io.WriteString(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":1,"Resources":[`+b.resource+`]}`)
 	case r.Method == http.MethodGet:
 		w.Header().Set("Content-Length", strconv.Itoa(len(b.resource)))
@@ -204,6 +204,12 @@ func TestReverseMapResponses(t *testing.T) {
 	for _, path := range []string{"/scim/v2/Users/1", "/scim/v2/Users?filter=userName%20eq%20%22u%22"} {
 		w = serve(e, be, http.MethodGet, path, "")
 		assertIdPShape(t, w)
+	}
+	writes := len(be.writes)
+	w = serve(e, be, http.MethodPost, "/scim/v2/Users/.search", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"userName eq \"u\""}`)
+	assertIdPShape(t, w)
+	if len(be.writes) != writes {
+		t.Fatal("the search was taken for a write")
 	}
 	if last := obs.list[len(obs.list)-1]; last.ReverseMapped != 2 {
 		t.Errorf("ReverseMapped = %d", last.ReverseMapped)
