@@ -462,6 +462,11 @@ func dotSplit(key string) (parent, sub string, ok bool) {
 	if d <= 0 || start+d == len(key)-1 {
 		return "", "", false
 	}
+	// Attribute names start with a letter (RFC 7643 ATTRNAME): "urn:…:ext:1.0" is a
+	// schema URN with a version, not an attribute with a sub-attribute.
+	if !isAlpha(key[start]) || !isAlpha(key[start+d+1]) {
+		return "", "", false
+	}
 	return key[:start+d], key[start+d+1:], true
 }
 

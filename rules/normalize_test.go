@@ -75,6 +75,8 @@ func TestNormalizePatch(t *testing.T) {
 		{"dotted key merges into an existing object", Normalization{DottedKeys: true},
 			po + `{"op":"replace","value":{"name":{"formatted":"C N"},"name.givenName":"Cara"}}]}`,
 			po + `{"op":"replace","value":{"name":{"formatted":"C N","givenName":"Cara"}}}]}`, []string{KindDottedKeys}},
+		{"a versioned extension URN is no dotted key", Normalization{DottedKeys: true},
+			po + `{"op":"replace","value":{"urn:example:ext:1.0":{"vip":true},"x.1":"y"}}]}`, "", nil},
 		{"dotted key under a string stays", Normalization{DottedKeys: true},
 			po + `{"op":"replace","value":{"name":"x","name.givenName":"Cara"}}]}`, "", nil},
 		{"okta path-less deactivate is already standard", all,
