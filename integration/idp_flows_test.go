@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -506,5 +507,36 @@ func TestIdPFlowOneLogin(t *testing.T) {
 	})
 	if status, _ := do(t, http.MethodGet, be.URL+"/scim/v2/Users/"+ids["user:oscar"], nil, nil); status != http.StatusNotFound {
 		t.Errorf("user still there: %d", status)
+	}
+}
+
+// TestIdPOptionsJSON checks the JSON form of normalize and reverse_map through `caddy
+// validate` (which provisions the handler): good values load, bad ones are clear errors.
+func TestIdPOptionsJSON(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, opts, want string }{
+		{"good", `"normalize":["op_case","booleans","member_removal","manager","dotted_keys"],"reverse_map":"off"`, ""},
+		{"all", `"normalize":["all"],"reverse_map":"on"`, ""},
+		{"unknown switch", `"normalize":["op_case","bools"]`, `unknown normalization \"bools\"`},
+		{"bad reverse_map", `"reverse_map":"sometimes"`, `reverse_map must be \"on\" or \"off\"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := `{"apps":{"scim_shadow":{"store":{"type":"sqlite","path":"` + filepath.ToSlash(filepath.Join(dir, tc.name+".db")) + `"}},` +
+				`"http":{"servers":{"s":{"listen":["127.0.0.1:0"],"routes":[{"handle":[{"handler":"scim_shadow","connection":"c",` + tc.opts + `},` +
+				`{"handler":"static_response","body":"ok"}]}]}}}}}`
+			path := filepath.Join(dir, tc.name+".json")
+			if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(caddyBin, "validate", "--config", path)
+			cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
+			out, err := cmd.CombinedOutput()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("validate: %v\n%s", err, out)
+			case tc.want != "" && (err == nil || !strings.Contains(string(out), tc.want)):
+				t.Fatalf("validate: %v, want an error with %q\n%s", err, tc.want, out)
+			}
+		})
 	}
 }
