@@ -398,35 +398,53 @@ func (nz *normalizer) value(prefix string, v gjson.Result, depth int) (string, b
 	case depth >= maxNormalizeDepth:
 	case v.IsObject() || v.IsArray():
 		// Objects and arrays alike: members (elements) are normalised at their own schema
-		// path (an element at its array's), and the container is rebuilt when one changed.
+		// path (an element at its array's). Nothing is built until a member changes; the
+		// container is then rebuilt from the raw texts before it and the outputs after it.
 		obj := v.IsObject()
-		var b strings.Builder
-		b.WriteByte("[{"[b2i(obj)])
-		changed, first := false, true
+		var outs []string // outputs from the first changed member on
+		from, i := -1, 0
 		v.ForEach(func(k, el gjson.Result) bool {
-			if !first {
+			out, ch := el.Raw, false
+			if !obj {
+				out, ch = nz.value(prefix, el, depth+1)
+			} else if el.Type == gjson.JSON || el.Type == gjson.String && nz.mayChange(k.Str, el.Str) {
+				out, ch = nz.value(nz.child(prefix, k.Str), el, depth+1)
+			}
+			if ch && outs == nil {
+				from = i
+				outs = make([]string, 0, 4)
+			}
+			if outs != nil {
+				outs = append(outs, out)
+			}
+			i++
+			return true
+		})
+		if outs == nil {
+			break
+		}
+		var b strings.Builder
+		b.Grow(len(v.Raw) + 16)
+		b.WriteByte("[{"[b2i(obj)])
+		i = 0
+		v.ForEach(func(k, el gjson.Result) bool {
+			if i > 0 {
 				b.WriteByte(',')
 			}
-			first = false
-			at := prefix
 			if obj {
 				b.WriteString(k.Raw)
 				b.WriteByte(':')
-				if el.Type != gjson.String && el.Type != gjson.JSON {
-					b.WriteString(el.Raw) // numbers, booleans, null: nothing to normalise
-					return true
-				}
-				at = nz.child(prefix, k.Str)
 			}
-			out, ch := nz.value(at, el, depth+1)
-			changed = changed || ch
-			b.WriteString(out)
+			if i < from {
+				b.WriteString(el.Raw)
+			} else {
+				b.WriteString(outs[i-from])
+			}
+			i++
 			return true
 		})
-		if changed {
-			b.WriteByte("]}"[b2i(obj)])
-			return b.String(), true
-		}
+		b.WriteByte("]}"[b2i(obj)])
+		return b.String(), true
 	}
 	return v.Raw, false
 }
@@ -449,6 +467,15 @@ func mayNeed(n Normalization, body []byte) bool {
 		}
 	}
 	return false
+}
+
+// mayChange reports whether a string member could be normalised, before its schema path
+// is worked out: a true or false for Booleans, a manager key for Manager.
+func (nz *normalizer) mayChange(key, val string) bool {
+	if nz.n.Booleans && (foldEq(val, "true") || foldEq(val, "false")) {
+		return true
+	}
+	return nz.n.Manager && len(key) >= 7 && foldEq(key[len(key)-7:], "manager")
 }
 
 // dotSplit splits a dotted key into its attribute and sub-attribute parts; ok is false
