@@ -43,6 +43,8 @@ type flowStep struct {
 	// Has and Lacks are top-level keys the IdP-visible response resource (a list's first
 	// resource) must and must not have.
 	Has, Lacks []string
+	// Recorded runs on the preview record of a write.
+	Recorded func(t *testing.T, rec recordView)
 	// Check runs after the live write (or the read), with the response body.
 	Check func(t *testing.T, be *testBackend, ids map[string]string, resp []byte)
 }
@@ -178,6 +180,10 @@ func runStep(t *testing.T, c *caddyProc, be *testBackend, conn string, ids map[s
 	slices.Sort(want)
 	if !slices.Equal(kinds, want) {
 		t.Errorf("normalized kinds %v, want %v", kinds, want)
+	}
+
+	if st.Recorded != nil {
+		st.Recorded(t, rec)
 	}
 
 	// Live: the same request, then the backend's real change against the prediction.
@@ -466,6 +472,38 @@ func TestIdPFlowOneLogin(t *testing.T) {
 			Body: put("green", "Support", true), Has: shape, Lacks: lacks},
 		{Name: "full PUT renames nothing it should not", Method: "PUT", Path: "/Users/{{user:oscar}}", Status: 200,
 			Body: put("blue", "Sales", true), Has: shape, Lacks: lacks,
+			Recorded: func(t *testing.T, rec recordView) {
+				// The effective PUT is the original with exactly the mapped attributes moved:
+				// every other attribute keeps its name and value.
+				var orig, eff map[string]any
+				if json.Unmarshal(rec.Original.Body, &orig) != nil || json.Unmarshal(rec.Effective.Body, &eff) != nil {
+					t.Fatalf("record bodies %s / %s", rec.Original.Body, rec.Effective.Body)
+				}
+				for k, v := range orig {
+					switch k {
+					case "favorite_color", "department":
+						if _, ok := eff[k]; ok {
+							t.Errorf("effective PUT still has %s", k)
+						}
+					case "schemas": // the extension the department moved into is declared
+						if want := fmt.Sprint(append(v.([]any), ent)); fmt.Sprint(eff[k]) != want {
+							t.Errorf("effective schemas %v, want %v", eff[k], want)
+						}
+					default:
+						if fmt.Sprint(eff[k]) != fmt.Sprint(v) {
+							t.Errorf("effective PUT changed %s: %v → %v", k, v, eff[k])
+						}
+					}
+				}
+				for k := range eff {
+					if _, ok := orig[k]; !ok && k != "favoriteColor" && k != ent {
+						t.Errorf("effective PUT added %s", k)
+					}
+				}
+				if eff["favoriteColor"] != "blue" || fmt.Sprint(eff[ent]) != "map[department:Support]" {
+					t.Errorf("mapped attributes in the effective PUT: %v %v", eff["favoriteColor"], eff[ent])
+				}
+			},
 			Check: func(t *testing.T, be *testBackend, ids map[string]string, out []byte) {
 				u := backendUser(t, be, ids, "user:oscar")
 				name, _ := u["name"].(map[string]any)
