@@ -41,6 +41,8 @@ func parseReviewHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, er
 //		max_body <size>                       # default 1MiB
 //		reject <status> [<retry_after>]       # default 429 600s
 //		redact_header <name>...
+//		normalize <op_case|booleans|member_removal|manager|dotted_keys|all>...
+//		reverse_map on|off                    # default on
 //		map <resource type> {
 //			<target path> {
 //				from <path>                   # repeatable, tried in order
@@ -102,6 +104,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.RedactHeaders = append(h.RedactHeaders, names...)
+		case "normalize", "reverse_map":
+			if err := h.unmarshalIdP(d); err != nil {
+				return err
+			}
 		case "map":
 			if err := h.unmarshalMap(d); err != nil {
 				return err

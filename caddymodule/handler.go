@@ -40,6 +40,12 @@ type Handler struct {
 	// RedactHeaders are request headers never stored or shown, besides Authorization,
 	// Cookie and Proxy-Authorization.
 	RedactHeaders []string `json:"redact_headers,omitempty"`
+	// Normalize lists the IdP dialect normalisations applied to writes before the rules:
+	// op_case, booleans, member_removal, manager, dotted_keys, or all. Default none.
+	Normalize []string `json:"normalize,omitempty"`
+	// ReverseMap "off" leaves responses in the backend's shape; default "on" maps mapped
+	// attributes back to the From paths this connection sends.
+	ReverseMap string `json:"reverse_map,omitempty"`
 
 	engine *shadow.Engine
 	logger *zap.Logger
@@ -113,6 +119,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		rej = shadow.Rejection{Status: h.Reject.Status, RetryAfter: time.Duration(h.Reject.RetryAfter)}
 	}
+	norm, err := rules.ParseNormalization(h.Normalize)
+	if err != nil {
+		return fmt.Errorf("normalize: %w", err)
+	}
+	if h.ReverseMap != "" && h.ReverseMap != "on" && h.ReverseMap != "off" {
+		return fmt.Errorf(`reverse_map must be "on" or "off", got %q`, h.ReverseMap)
+	}
 	h.engine = &shadow.Engine{
 		Rules:         set,
 		Connection:    h.connectionName,
@@ -123,6 +136,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxBody:       h.MaxBody,
 		RedactHeaders: h.RedactHeaders,
 		Observer:      &decisionObserver{logger: h.logger, app: app},
+		Normalize:     norm,
+		NoReverseMap:  h.ReverseMap == "off",
 	}
 	return nil
 }

@@ -74,6 +74,18 @@ var (
 		Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"operation"})
 
+	normalizationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Name:      "normalizations_total",
+		Help:      "IdP dialect normalisations applied to writes (normalized findings), by connection and kind (op_case, booleans, member_removal, manager, dotted_keys).",
+	}, []string{"connection", "kind"})
+
+	reverseMappedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Name:      "reverse_mapped_total",
+		Help:      "Attributes of backend responses moved back to the path the connection's IdP sends them at, by connection and resource type.",
+	}, []string{"connection", "resource"})
+
 	liveStateDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: metricsNamespace,
 		Name:      "live_state_duration_seconds",
@@ -86,6 +98,7 @@ var (
 var collectors = []prometheus.Collector{
 	requestsTotal, rewritesTotal, warningsTotal, pendingRecords,
 	storeErrorsTotal, storeDuration, liveStateDuration,
+	normalizationsTotal, reverseMappedTotal,
 }
 
 // storeOps are the operation labels of the instrumented store, by Store method.
@@ -142,7 +155,12 @@ func countDecision(d *shadow.Decision) {
 			rewritesTotal.WithLabelValues(d.Connection, resource, f.Attribute, f.Source).Inc()
 		case rules.CodeMissing:
 			warningsTotal.WithLabelValues(d.Connection, resource, f.Attribute).Inc()
+		case rules.CodeNormalized:
+			normalizationsTotal.WithLabelValues(d.Connection, f.Kind).Inc()
 		}
+	}
+	if d.ReverseMapped > 0 {
+		reverseMappedTotal.WithLabelValues(d.Connection, resource).Add(float64(d.ReverseMapped))
 	}
 	if d.LiveStateDuration > 0 {
 		liveStateDuration.Observe(d.LiveStateDuration.Seconds())

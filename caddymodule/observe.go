@@ -71,6 +71,9 @@ func (o *decisionObserver) log(d *shadow.Decision) {
 	if d.LiveStateDuration > 0 {
 		fields = append(fields, zap.Duration("live_state_duration", d.LiveStateDuration))
 	}
+	if d.ReverseMapped > 0 {
+		fields = append(fields, zap.Int("reverse_mapped", d.ReverseMapped))
+	}
 	if d.Err != nil {
 		fields = append(fields, zap.Error(d.Err))
 	}
@@ -91,6 +94,7 @@ func (o *decisionObserver) log(d *shadow.Decision) {
 				zap.String("attribute", f.Attribute),
 				zap.String("source", f.Source),
 				zap.Int64("record_id", d.RecordID),
+				zap.String("kind", f.Kind), // the normalisation of a normalized finding
 			)
 		}
 	}

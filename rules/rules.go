@@ -56,6 +56,7 @@ type Finding struct {
 	Attribute string `json:"attribute,omitempty"` // the rule's target path (or dropped path)
 	Source    string `json:"source,omitempty"`    // the from path that was used, as written in the rule
 	Path      string `json:"path,omitempty"`      // for predicted errors: the path in the request the error is about
+	Kind      string `json:"kind,omitempty"`      // for normalized findings: the normalisation (KindOpCase, …)
 	Message   string `json:"message"`
 }
 

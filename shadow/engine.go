@@ -58,6 +58,7 @@ type Decision struct {
 
 	StoreDuration     time.Duration // time spent committing the record (preview writes)
 	LiveStateDuration time.Duration // time spent reading live state through next
+	ReverseMapped     int           // attributes of the response moved back to the IdP's paths (respond.go)
 }
 
 // Observer is told of every decision. Implementations must be safe for concurrent use.
@@ -84,8 +85,14 @@ type Engine struct {
 	// Warnings takes the warning bookkeeping of writes (see warnings.go); nil: the
 	// Observer's, when it is a WarningSource, else none.
 	Warnings *WarningRecorder
+	// Normalize are the dialect normalisations applied to writes before the rules (respond.go).
+	Normalize rules.Normalization
+	// NoReverseMap leaves responses in the backend's shape; by default they are mapped back
+	// to the From paths the connection sends (respond.go).
+	NoReverseMap bool
 
 	predictionCaches
+	respondState
 }
 
 // ServeHTTP handles one request, handing it (rewritten) to next or answering it.
@@ -129,7 +136,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request, next http.Han
 		return
 	}
 	d.Outcome = OutcomeForwarded
-	next.ServeHTTP(w, r)
+	e.forward(w, r, next, d)
 }
 
 // handleWrite rewrites a write, then forwards it (live) or records it (preview).
@@ -138,8 +145,9 @@ func (e *Engine) handleWrite(w http.ResponseWriter, r *http.Request, next http.H
 	if !ok {
 		return
 	}
-	effective, findings := e.rewrite(d.Target, body)
-	d.Findings = findings
+	effective, findings := e.rewrite(d.Target, e.normalize(r, next, d, body))
+	d.Findings = append(d.Findings, findings...)
+	e.noteSources(d)
 	if d.Target.Op == OpReplace && e.Rules.HasOnlyOnCreate(d.Target.ResourceType) {
 		effective = e.keepOnReplace(r, next, d, effective)
 	}
@@ -147,7 +155,7 @@ func (e *Engine) handleWrite(w http.ResponseWriter, r *http.Request, next http.H
 		setBody(r, effective)
 		d.Outcome = OutcomeForwarded
 		e.noteWarnings(r, d, body, effective, 0, "")
-		next.ServeHTTP(w, r)
+		e.forward(w, r, next, d)
 		return
 	}
 	e.record(w, r, next, d, body, effective)

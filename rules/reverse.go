@@ -1,0 +1,106 @@
+package rules
+
+import "fmt"
+
+// Reverse mapping: a response from the backend carries each mapped attribute at the
+// rule's target; the IdP sent it at one of the rule's From paths and compares what it
+// reads back with what it sent (Entra's state sync does so on every cycle). Reversing
+// moves the value back to the From path the connection uses, so the IdP sees its own
+// shape. Only rules whose From path the caller names are reversed: a connection that
+// sends the target itself sees the backend's shape.
+
+// SourceFunc names the From path (as written in the rule) a connection sends a rule's
+// target at, or "" when it sends none (or the target itself).
+type SourceFunc func(resourceType, target string) string
+
+// ReverseResponse rewrites a response body — one resource, or a ListResponse whose
+// Resources are rewritten one by one (each by its meta.resourceType, else resourceType)
+// — back to the From paths used names. It returns the body (the same slice when nothing
+// moved), the number of attributes moved, and an error for a body that is not a JSON
+// object (returned unchanged).
+func (s *Set) ReverseResponse(resourceType string, body []byte, used SourceFunc) ([]byte, int, error) {
+	if s.Empty() || used == nil {
+		return body, 0, nil
+	}
+	ar := getArena()
+	defer ar.release()
+	root, lead, trail, err := ar.parseRoot(body, spare)
+	if err != nil {
+		return body, 0, fmt.Errorf("rules: reverse mapping %s response: %w", resourceType, err)
+	}
+	moved := 0
+	if ri := root.plainIndex("Resources"); ri >= 0 {
+		if list := root.mem[ri].arr(ar); list != nil {
+			for j := range list.el {
+				if el := list.el[j].obj(ar); el != nil {
+					moved += s.reverseOne(ar, el, resourceType, used)
+				}
+			}
+		}
+	} else {
+		moved = s.reverseOne(ar, root, resourceType, used)
+	}
+	if moved == 0 || !root.dirty() {
+		return body, 0, nil
+	}
+	out := make([]byte, 0, len(body)+64)
+	out = append(out, lead...)
+	out = root.appendTo(out)
+	return append(out, trail...), moved, nil
+}
+
+// reverseOne reverses one resource object in place and counts the moves.
+func (s *Set) reverseOne(ar *arena, o *jobj, resourceType string, used SourceFunc) int {
+	if mi := o.plainIndex("meta"); mi >= 0 {
+		if meta := o.mem[mi].obj(ar); meta != nil {
+			if ti := meta.plainIndex("resourceType"); ti >= 0 {
+				if t, ok := stringValue(meta.mem[ti].val); ok && t != "" {
+					resourceType = t
+				}
+			}
+		}
+	}
+	tr := s.lookup(resourceType)
+	if tr == nil || !tr.hasFrom {
+		return 0
+	}
+	rw := rewriter{tr: tr, ar: ar, root: o}
+	moved := 0
+	for _, r := range tr.rules {
+		src := used(tr.name, r.target.raw)
+		if src == "" {
+			continue
+		}
+		for _, f := range r.from {
+			if f.raw == src && f.checkSettable() == nil && rw.reverse(r.target, f) {
+				moved++
+				break
+			}
+		}
+	}
+	return moved
+}
+
+// reverse moves the value at target to from, unless from already holds one.
+func (rw *rewriter) reverse(target, from *apath) bool {
+	var fb [4]occ
+	dests := rw.collect(from, fb[:0])
+	if rw.pick(dests, true) >= 0 {
+		return false
+	}
+	var tb [4]occ
+	srcs := rw.collect(target, tb[:0])
+	i := rw.pick(srcs, true)
+	if i < 0 {
+		return false
+	}
+	src := &srcs[i]
+	ok, inPlace := rw.setTarget(from, dests, src, value{m: src.member()})
+	if !ok {
+		return false
+	}
+	if !inPlace {
+		rw.remove(src)
+	}
+	return true
+}

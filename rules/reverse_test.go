@@ -1,0 +1,91 @@
+package rules
+
+import (
+	"strings"
+	"testing"
+)
+
+// usesOf returns a SourceFunc answering from a map of "Type target" → source.
+func usesOf(m map[string]string) SourceFunc {
+	return func(rt, target string) string { return m[rt+" "+target] }
+}
+
+func TestReverseResponse(t *testing.T) {
+	s := mustCompile(t, testRules())
+	used := usesOf(map[string]string{
+		"User favoriteColor":          "favorite_color",
+		"User " + ent + ":department": "department",
+		"User name.givenName":         "firstName",
+		"group displayName":           "groupName",
+	})
+	cases := []struct{ name, in, want string }{
+		{"resource", `{"id":"1","userName":"a","favoriteColor":"red","name":{"givenName":"A","familyName":"B"},"` + ent + `":{"department":"D","employeeNumber":"7"}}`,
+			`{"id":"1","userName":"a","favorite_color":"red","name":{"familyName":"B"},"firstName":"A","` + ent + `":{"employeeNumber":"7"},"department":"D"}`},
+		{"list response, group by meta.resourceType", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":2,"Resources":[` +
+			`{"id":"1","favoriteColor":"red","meta":{"resourceType":"User"}},{"id":"g","displayName":"Eng","meta":{"resourceType":"Group"}}]}`,
+			`{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":2,"Resources":[` +
+				`{"id":"1","favorite_color":"red","meta":{"resourceType":"User"}},{"id":"g","groupName":"Eng","meta":{"resourceType":"Group"}}]}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, n, err := s.ReverseResponse("User", []byte(c.in), used)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				t.Fatal("nothing moved")
+			}
+			jsonEq(t, string(out), c.want)
+			// The reversed body rewritten forward again is the backend's shape.
+			if !strings.Contains(c.in, "Resources") {
+				fwd, _, err := s.RewriteResource("User", OpReplace, out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				jsonEq(t, string(fwd), string(mustForward(t, s, c.in)))
+			}
+		})
+	}
+}
+
+// mustForward is the forward rewrite of in (the backend's resource is already in shape).
+func mustForward(t *testing.T, s *Set, in string) []byte {
+	out, _, err := s.RewriteResource("User", OpReplace, []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestReverseOnlyUsedSources(t *testing.T) {
+	s := mustCompile(t, testRules())
+	in := `{"id":"1","favoriteColor":"red","` + ent + `":{"department":"D"}}`
+	// Nothing used: the backend's shape.
+	out, n, err := s.ReverseResponse("User", []byte(in), usesOf(nil))
+	if err != nil || n != 0 || string(out) != in {
+		t.Fatalf("%s %d %v", out, n, err)
+	}
+	// The second From of a rule: the value goes there.
+	out, n, _ = s.ReverseResponse("User", []byte(in), usesOf(map[string]string{"User favoriteColor": "preferences.favoriteColor"}))
+	jsonEq(t, string(out), `{"id":"1","preferences":{"favoriteColor":"red"},"`+ent+`":{"department":"D"}}`)
+	if n != 1 {
+		t.Errorf("moved %d", n)
+	}
+	// A source that is no From of the rule is ignored; so is a source already present.
+	for _, src := range []string{"bogus", "favoriteColor"} {
+		out, n, _ = s.ReverseResponse("User", []byte(in), usesOf(map[string]string{"User favoriteColor": src}))
+		if n != 0 || string(out) != in {
+			t.Errorf("%s: %s", src, out)
+		}
+	}
+	both := `{"favoriteColor":"red","favorite_color":"blue"}`
+	out, n, _ = s.ReverseResponse("User", []byte(both), usesOf(map[string]string{"User favoriteColor": "favorite_color"}))
+	if n != 0 || string(out) != both {
+		t.Errorf("present source overwritten: %s", out)
+	}
+	for _, bad := range []string{"", "[1]", "nope"} {
+		if out, _, err := s.ReverseResponse("User", []byte(bad), usesOf(map[string]string{"User favoriteColor": "favorite_color"})); err == nil || string(out) != bad {
+			t.Errorf("%q: %s %v", bad, out, err)
+		}
+	}
+}
