@@ -220,6 +220,7 @@ func (a *App) reviewAPI() *shadow.ReviewAPI {
 			a.logger.Info("connection mode changed", zap.String("connection", connection), zap.String("mode", string(mode)))
 			a.emit(EventModeChanged, map[string]any{"connection": connection, "mode": string(mode)})
 		},
+		OnDecide: a.onDecide,
 	}
 }
 

@@ -41,6 +41,9 @@ func parseReviewHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, er
 //		max_body <size>                       # default 1MiB
 //		reject <status> [<retry_after>]       # default 429 600s
 //		redact_header <name>...
+//		hold [<resource type>] <create|update|delete|deactivate|group_member_remove>...
+//		guard deprovision [<max>] [<percent>%] [within <duration>]
+//		guard member_removal [<max>] [<percent>%]
 //		map <resource type> {
 //			<target path> {
 //				from <path>                   # repeatable, tried in order
@@ -104,6 +107,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.RedactHeaders = append(h.RedactHeaders, names...)
 		case "map":
 			if err := h.unmarshalMap(d); err != nil {
+				return err
+			}
+		case "hold":
+			if err := h.unmarshalHold(d); err != nil {
+				return err
+			}
+		case "guard":
+			if err := h.unmarshalGuard(d); err != nil {
 				return err
 			}
 		default:

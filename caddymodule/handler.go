@@ -40,6 +40,10 @@ type Handler struct {
 	// RedactHeaders are request headers never stored or shown, besides Authorization,
 	// Cookie and Proxy-Authorization.
 	RedactHeaders []string `json:"redact_headers,omitempty"`
+	// Hold lists the hold policies of live mode (see hold.go).
+	Hold []HoldConfig `json:"hold,omitempty"`
+	// Guards hold live writes that look like a mass deprovisioning.
+	Guards *GuardsConfig `json:"guards,omitempty"`
 
 	engine *shadow.Engine
 	logger *zap.Logger
@@ -113,7 +117,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		rej = shadow.Rejection{Status: h.Reject.Status, RetryAfter: time.Duration(h.Reject.RetryAfter)}
 	}
+	holds, err := h.holds()
+	if err != nil {
+		return err
+	}
 	h.engine = &shadow.Engine{
+		Holds:         holds,
 		Rules:         set,
 		Connection:    h.connectionName,
 		DefaultMode:   mode,

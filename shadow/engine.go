@@ -43,6 +43,7 @@ const (
 	OutcomeRecorded  Outcome = "recorded"  // committed to the store and answered with the rejection
 	OutcomeRejected  Outcome = "rejected"  // refused by the engine (too large, unreadable)
 	OutcomeError     Outcome = "error"     // could not be recorded; answered with the rejection (fail closed)
+	OutcomeHeld      Outcome = "held"      // live write held for approval (hold.go); answered with the rejection
 )
 
 // Decision describes one request's handling, for logs, metrics and events.
@@ -55,6 +56,9 @@ type Decision struct {
 	Attempts   int   // set when recorded
 	Findings   []rules.Finding
 	Err        error // why a write was rejected or could not be recorded
+
+	HoldReason string // why a live write was held (hold.go)
+	Guard      string // the guard that held it, on the write that opened the hold
 
 	StoreDuration     time.Duration // time spent committing the record (preview writes)
 	LiveStateDuration time.Duration // time spent reading live state through next
@@ -84,8 +88,11 @@ type Engine struct {
 	// Warnings takes the warning bookkeeping of writes (see warnings.go); nil: the
 	// Observer's, when it is a WarningSource, else none.
 	Warnings *WarningRecorder
+	// Holds are the hold policies and guards of live mode (hold.go); nil: none.
+	Holds *Holds
 
 	predictionCaches
+	holds holdState
 }
 
 // ServeHTTP handles one request, handing it (rewritten) to next or answering it.
@@ -142,6 +149,9 @@ func (e *Engine) handleWrite(w http.ResponseWriter, r *http.Request, next http.H
 	d.Findings = findings
 	if d.Target.Op == OpReplace && e.Rules.HasOnlyOnCreate(d.Target.ResourceType) {
 		effective = e.keepOnReplace(r, next, d, effective)
+	}
+	if d.Mode == ModeLive && e.holdWrite(w, r, next, d, body, effective) {
+		return
 	}
 	if d.Mode == ModeLive {
 		setBody(r, effective)

@@ -55,6 +55,8 @@ type ReviewAPI struct {
 	DefaultModes func() map[string]Mode
 	// OnModeChange, if set, is called after a mode was stored by PUT …/mode.
 	OnModeChange func(connection string, mode Mode)
+	// OnDecide, if set, is called after records were approved or ignored (hold_review.go).
+	OnDecide func(connection string, ids []int64, to RecordStatus)
 }
 
 // reviewMaxBody bounds the body of PUT …/mode.
@@ -86,6 +88,7 @@ func reviewRoutes() *http.ServeMux {
 		handle("GET /connections/{c}/warnings", (*ReviewAPI).warningSummary)
 		handle("GET /connections/{c}/warnings/users", (*ReviewAPI).warningUsers)
 		handle("GET /connections/{c}/warnings/users/{key}", (*ReviewAPI).userWarnings)
+		addHoldRoutes(handle) // hold_review.go
 		reviewMux = mux
 	})
 	return reviewMux
@@ -205,7 +208,7 @@ func (a *ReviewAPI) putMode(w http.ResponseWriter, r *http.Request) {
 // validStatuses are the values ?status= accepts.
 var validStatuses = map[RecordStatus]bool{
 	StatusPending: true, StatusApproved: true, StatusIgnored: true, StatusForwarded: true, StatusFailed: true,
-	StatusObserved: true,
+	StatusObserved: true, StatusHeld: true, StatusForwarding: true,
 }
 
 func (a *ReviewAPI) listRecords(w http.ResponseWriter, r *http.Request) {
