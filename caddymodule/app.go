@@ -61,6 +61,7 @@ type StoreConfig struct {
 type storeHandle struct {
 	store shadow.Store
 	modes *shadow.ModeTable
+	creds *shadow.Credentials // per-connection tokens (credentials.go)
 }
 
 // Destruct closes the store once no config uses it.
@@ -96,7 +97,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return nil, err
 		}
 		st = instrumentStore(st)
-		return &storeHandle{store: st, modes: shadow.NewModeTable(st, refresh)}, nil
+		return &storeHandle{store: st, modes: shadow.NewModeTable(st, refresh), creds: &shadow.Credentials{Store: st}}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("opening %s store: %w", cfg.Type, err)
@@ -220,7 +221,8 @@ func (a *App) reviewAPI() *shadow.ReviewAPI {
 			a.logger.Info("connection mode changed", zap.String("connection", connection), zap.String("mode", string(mode)))
 			a.emit(EventModeChanged, map[string]any{"connection": connection, "mode": string(mode)})
 		},
-		OnDecide: a.onDecide,
+		OnDecide:    a.onDecide,
+		Credentials: a.handle.creds,
 	}
 }
 

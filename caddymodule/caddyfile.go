@@ -44,6 +44,8 @@ func parseReviewHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, er
 //		hold [<resource type>] <create|update|delete|deactivate|group_member_remove>...
 //		guard deprovision [<max>] [<percent>%] [within <duration>]
 //		guard member_removal [<max>] [<percent>%]
+//		auth token                            # IdPs present their connection's token
+//		backend_auth <header value>           # e.g. "Bearer {env.BACKEND_TOKEN}"
 //		map <resource type> {
 //			<target path> {
 //				from <path>                   # repeatable, tried in order
@@ -115,6 +117,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "guard":
 			if err := h.unmarshalGuard(d); err != nil {
+				return err
+			}
+		case "auth", "backend_auth":
+			if err := h.unmarshalAuth(d); err != nil {
 				return err
 			}
 		default:

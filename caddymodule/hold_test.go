@@ -79,3 +79,35 @@ func TestHoldJSONErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestCaddyfileAuth(t *testing.T) {
+	cfg, err := adapt(t, `:8080 {
+	scim_shadow {
+		auth token
+		backend_auth "Bearer {env.BACKEND_TOKEN}"
+	}
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := findHandler(cfg, "scim_shadow")
+	if h["auth"] != "token" || h["backend_auth"] != "Bearer {env.BACKEND_TOKEN}" {
+		t.Fatalf("handler %v", h)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{"auth basic", `auth must be "token"`},
+		{"auth", "wrong argument count"},
+		{"backend_auth", "wrong argument count"},
+	} {
+		_, err := adapt(t, ":8080 {\n\tscim_shadow {\n\t\t"+tc.body+"\n\t}\n}")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.body, err, tc.want)
+		}
+	}
+	if err := (&Handler{BackendAuth: "Bearer x"}).provisionAuth(nil); err == nil || !strings.Contains(err.Error(), "needs auth token") {
+		t.Errorf("backend_auth without auth: %v", err)
+	}
+	if err := (&Handler{Auth: "basic"}).provisionAuth(nil); err == nil {
+		t.Error("auth basic accepted in JSON")
+	}
+}

@@ -110,6 +110,10 @@ var storeOps = map[string]string{
 	"FinishHold":        "finish_hold",
 	"DecideRecords":     "decide_records",
 	"CountDeprovisions": "count_deprovisions",
+	// credentials
+	"SetCredential":        "set_credential",
+	"CredentialConnection": "credential_connection",
+	"DeleteCredential":     "delete_credential",
 }
 
 func init() {
@@ -405,4 +409,25 @@ func (s *instrumentedStore) CountDeprovisions(ctx context.Context, connection st
 	n, err := s.Store.CountDeprovisions(ctx, connection, since)
 	observeStore("count_deprovisions", began, err)
 	return n, err
+}
+
+func (s *instrumentedStore) SetCredential(ctx context.Context, connection, tokenHash string, at time.Time) error {
+	began := time.Now()
+	err := s.Store.SetCredential(ctx, connection, tokenHash, at)
+	observeStore("set_credential", began, err)
+	return err
+}
+
+func (s *instrumentedStore) CredentialConnection(ctx context.Context, tokenHash string) (string, error) {
+	began := time.Now()
+	out, err := s.Store.CredentialConnection(ctx, tokenHash)
+	observeStore("credential_connection", began, err)
+	return out, err
+}
+
+func (s *instrumentedStore) DeleteCredential(ctx context.Context, connection string) error {
+	began := time.Now()
+	err := s.Store.DeleteCredential(ctx, connection)
+	observeStore("delete_credential", began, err)
+	return err
 }

@@ -57,6 +57,9 @@ type ReviewAPI struct {
 	OnModeChange func(connection string, mode Mode)
 	// OnDecide, if set, is called after records were approved or ignored (hold_review.go).
 	OnDecide func(connection string, ids []int64, to RecordStatus)
+	// Credentials issues and deletes connection tokens (credentials_review.go); nil: a
+	// Credentials over Store.
+	Credentials *Credentials
 }
 
 // reviewMaxBody bounds the body of PUT …/mode.
@@ -88,7 +91,8 @@ func reviewRoutes() *http.ServeMux {
 		handle("GET /connections/{c}/warnings", (*ReviewAPI).warningSummary)
 		handle("GET /connections/{c}/warnings/users", (*ReviewAPI).warningUsers)
 		handle("GET /connections/{c}/warnings/users/{key}", (*ReviewAPI).userWarnings)
-		addHoldRoutes(handle) // hold_review.go
+		addHoldRoutes(handle)       // hold_review.go
+		addCredentialRoutes(handle) // credentials_review.go
 		reviewMux = mux
 	})
 	return reviewMux

@@ -180,6 +180,8 @@ type Store interface {
 	UserWarnings(ctx context.Context, connection, key string) ([]Warning, error)
 	// Holds, approvals and guard counts (see store_hold.go).
 	HoldStore
+	// Per-connection credentials (see store_credentials.go).
+	CredentialStore
 	// Close releases the store.
 	Close() error
 }

@@ -156,3 +156,45 @@ func suiteCountDeprovisions(t *testing.T, open func(t *testing.T) Store) {
 		t.Fatalf("CountDeprovisions since T0+50s: %d %v, want 1", n, err)
 	}
 }
+
+func suiteCredentials(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	ctx := t.Context()
+	hashA, hashB := TokenHash("scims_a"), TokenHash("scims_b")
+	if _, err := s.CredentialConnection(ctx, hashA); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown token: %v", err)
+	}
+	if err := s.SetCredential(ctx, "acme", "not-a-hash", suiteT0); err == nil {
+		t.Error("SetCredential accepted a value that is not a SHA-256")
+	}
+	if err := s.SetCredential(ctx, "acme", hashA, suiteT0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetCredential(ctx, "globex", hashB, suiteT0); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.CredentialConnection(ctx, hashA); err != nil || c != "acme" {
+		t.Fatalf("token A: %q %v", c, err)
+	}
+	// Rotation replaces the connection's token.
+	hashA2 := TokenHash("scims_a2")
+	if err := s.SetCredential(ctx, "acme", hashA2, suiteT0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CredentialConnection(ctx, hashA); !errors.Is(err, ErrNotFound) {
+		t.Errorf("rotated-out token still valid: %v", err)
+	}
+	if c, _ := s.CredentialConnection(ctx, hashA2); c != "acme" {
+		t.Errorf("rotated token: %q", c)
+	}
+	// Deleting one connection's token leaves the other's.
+	if err := s.DeleteCredential(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteCredential(ctx, "acme"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second delete: %v", err)
+	}
+	if c, _ := s.CredentialConnection(ctx, hashB); c != "globex" {
+		t.Errorf("globex token after deleting acme's: %q", c)
+	}
+}

@@ -54,6 +54,7 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		{"Holds", suiteHolds},                         // storetest_hold_test.go
 		{"HoldDecisions", suiteHoldDecisions},         // storetest_hold_test.go
 		{"CountDeprovisions", suiteCountDeprovisions}, // storetest_hold_test.go
+		{"Credentials", suiteCredentials},             // storetest_hold_test.go
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
