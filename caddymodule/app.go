@@ -59,9 +59,10 @@ type StoreConfig struct {
 
 // storeHandle is what the usage pool shares across config reloads.
 type storeHandle struct {
-	store shadow.Store
-	modes *shadow.ModeTable
-	creds *shadow.Credentials // per-connection tokens (credentials.go)
+	store  shadow.Store
+	modes  *shadow.ModeTable
+	creds  *shadow.Credentials // per-connection tokens (credentials.go)
+	stages *shadow.StageTable  // staged go-live
 }
 
 // Destruct closes the store once no config uses it.
@@ -97,7 +98,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return nil, err
 		}
 		st = instrumentStore(st)
-		return &storeHandle{store: st, modes: shadow.NewModeTable(st, refresh), creds: &shadow.Credentials{Store: st}}, nil
+		return &storeHandle{store: st, modes: shadow.NewModeTable(st, refresh), creds: &shadow.Credentials{Store: st},
+			stages: shadow.NewStageTable(st, refresh)}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("opening %s store: %w", cfg.Type, err)
@@ -223,6 +225,7 @@ func (a *App) reviewAPI() *shadow.ReviewAPI {
 		},
 		OnDecide:    a.onDecide,
 		Credentials: a.handle.creds,
+		Stages:      a.handle.stages,
 	}
 }
 

@@ -134,6 +134,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.engine = &shadow.Engine{
 		Holds:         holds,
+		Stages:        app.handle.stages,
 		Rules:         set,
 		Connection:    h.connectionName,
 		DefaultMode:   mode,

@@ -114,6 +114,10 @@ var storeOps = map[string]string{
 	"SetCredential":        "set_credential",
 	"CredentialConnection": "credential_connection",
 	"DeleteCredential":     "delete_credential",
+	// staged go-live
+	"SetStage":             "set_stage",
+	"Stages":               "stages",
+	"MarkPendingForwarded": "mark_pending_forwarded",
 }
 
 func init() {
@@ -430,4 +434,25 @@ func (s *instrumentedStore) DeleteCredential(ctx context.Context, connection str
 	err := s.Store.DeleteCredential(ctx, connection)
 	observeStore("delete_credential", began, err)
 	return err
+}
+
+func (s *instrumentedStore) SetStage(ctx context.Context, connection string, stage *shadow.Stage) error {
+	began := time.Now()
+	err := s.Store.SetStage(ctx, connection, stage)
+	observeStore("set_stage", began, err)
+	return err
+}
+
+func (s *instrumentedStore) Stages(ctx context.Context) (map[string]shadow.Stage, error) {
+	began := time.Now()
+	out, err := s.Store.Stages(ctx)
+	observeStore("stages", began, err)
+	return out, err
+}
+
+func (s *instrumentedStore) MarkPendingForwarded(ctx context.Context, connection, hash string, status shadow.RecordStatus, backendStatus int, backendError string) (int64, error) {
+	began := time.Now()
+	n, err := s.Store.MarkPendingForwarded(ctx, connection, hash, status, backendStatus, backendError)
+	observeStore("mark_pending_forwarded", began, err)
+	return n, err
 }

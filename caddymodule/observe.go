@@ -63,6 +63,9 @@ func (o *decisionObserver) log(d *shadow.Decision) {
 		zap.String("resource_id", d.Target.ID),
 		zap.String("outcome", string(d.Outcome)),
 	}
+	if d.Staged {
+		fields = append(fields, zap.Bool("staged", true))
+	}
 	if d.HoldReason != "" {
 		fields = append(fields, zap.String("hold_reason", d.HoldReason))
 	}

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/scim-shadow/caddy-scim-shadow/rules"
@@ -59,6 +60,7 @@ type Decision struct {
 
 	HoldReason string // why a live write was held (hold.go)
 	Guard      string // the guard that held it, on the write that opened the hold
+	Staged     bool   // a preview write let through live by the connection's stage (stage.go)
 
 	StoreDuration     time.Duration // time spent committing the record (preview writes)
 	LiveStateDuration time.Duration // time spent reading live state through next
@@ -90,9 +92,12 @@ type Engine struct {
 	Warnings *WarningRecorder
 	// Holds are the hold policies and guards of live mode (hold.go); nil: none.
 	Holds *Holds
+	// Stages let chosen preview writes go live (stage.go); nil: none.
+	Stages *StageTable
 
 	predictionCaches
-	holds holdState
+	holds       holdState
+	stageGroups sync.Map // connection, group → stageGroup
 }
 
 // ServeHTTP handles one request, handing it (rewritten) to next or answering it.
@@ -150,13 +155,19 @@ func (e *Engine) handleWrite(w http.ResponseWriter, r *http.Request, next http.H
 	if d.Target.Op == OpReplace && e.Rules.HasOnlyOnCreate(d.Target.ResourceType) {
 		effective = e.keepOnReplace(r, next, d, effective)
 	}
-	if d.Mode == ModeLive && e.holdWrite(w, r, next, d, body, effective) {
+	d.Staged = e.stagedLive(r, next, d, effective)
+	live := d.Mode == ModeLive || d.Staged
+	if live && e.holdWrite(w, r, next, d, body, effective) {
 		return
 	}
-	if d.Mode == ModeLive {
+	if live {
 		setBody(r, effective)
 		d.Outcome = OutcomeForwarded
 		e.noteWarnings(r, d, body, effective, 0, "")
+		if d.Staged {
+			e.forwardStaged(w, r, next, d, body, effective)
+			return
+		}
 		next.ServeHTTP(w, r)
 		return
 	}

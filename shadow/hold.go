@@ -286,22 +286,28 @@ func (e *Engine) answerRetry(w http.ResponseWriter, r *http.Request, next http.H
 func (e *Engine) forwardHeld(w http.ResponseWriter, r *http.Request, next http.Handler, d *Decision, id int64, effective []byte) {
 	setBody(r, effective)
 	d.RecordID = id
-	cw := &captureWriter{ResponseWriter: w}
 	d.Outcome = OutcomeForwarded
-	next.ServeHTTP(cw, r)
-	status := cw.status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	to, detail := StatusForwarded, ""
-	if status >= 300 {
-		to, detail = StatusFailed, backendErrorDetail(cw.body.Bytes(), status)
-	}
+	to, status, detail := forwardCapturing(w, r, next)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), e.storeTimeout())
 	defer cancel()
 	if err := e.Store.FinishHold(ctx, d.Connection, id, to, status, detail); err != nil {
 		d.Err = fmt.Errorf("keeping the outcome of record %d: %w", id, err)
 	}
+}
+
+// forwardCapturing hands r to next, passing the answer to w, and returns what became of
+// it: StatusForwarded, or StatusFailed with the backend's error detail; and the status.
+func forwardCapturing(w http.ResponseWriter, r *http.Request, next http.Handler) (RecordStatus, int, string) {
+	cw := &captureWriter{ResponseWriter: w}
+	next.ServeHTTP(cw, r)
+	status := cw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if status >= 300 {
+		return StatusFailed, status, backendErrorDetail(cw.body.Bytes(), status)
+	}
+	return StatusForwarded, status, ""
 }
 
 // backendErrorDetail is a short account of a backend's error answer: the SCIM detail,

@@ -60,6 +60,8 @@ type ReviewAPI struct {
 	// Credentials issues and deletes connection tokens (credentials_review.go); nil: a
 	// Credentials over Store.
 	Credentials *Credentials
+	// Stages sets staged go-live (stage.go); nil: a StageTable over Store.
+	Stages *StageTable
 }
 
 // reviewMaxBody bounds the body of PUT …/mode.
@@ -93,6 +95,7 @@ func reviewRoutes() *http.ServeMux {
 		handle("GET /connections/{c}/warnings/users/{key}", (*ReviewAPI).userWarnings)
 		addHoldRoutes(handle)       // hold_review.go
 		addCredentialRoutes(handle) // credentials_review.go
+		addStageRoutes(handle)      // stage.go
 		reviewMux = mux
 	})
 	return reviewMux

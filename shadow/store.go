@@ -182,6 +182,8 @@ type Store interface {
 	HoldStore
 	// Per-connection credentials (see store_credentials.go).
 	CredentialStore
+	// Staged go-live (see store_stage.go).
+	StageStore
 	// Close releases the store.
 	Close() error
 }

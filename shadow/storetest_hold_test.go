@@ -198,3 +198,50 @@ func suiteCredentials(t *testing.T, open func(t *testing.T) Store) {
 		t.Errorf("globex token after deleting acme's: %q", c)
 	}
 }
+
+func suiteStages(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	ctx := t.Context()
+	if all, err := s.Stages(ctx); err != nil || len(all) != 0 {
+		t.Fatalf("no stages: %v %v", all, err)
+	}
+	st := &Stage{Keys: []string{"ada@example.com"}, Groups: []string{"Pilots"}, Percent: 12.5}
+	if err := s.SetStage(ctx, "acme", st); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetStage(ctx, "globex", &Stage{Percent: 1}); err != nil {
+		t.Fatal(err)
+	}
+	st.Percent = 25 // widen
+	if err := s.SetStage(ctx, "acme", st); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Stages(ctx)
+	if err != nil || len(all) != 2 || all["acme"].Percent != 25 || all["acme"].Groups[0] != "Pilots" || all["globex"].Percent != 1 {
+		t.Fatalf("stages: %+v %v", all, err)
+	}
+	if err := s.SetStage(ctx, "acme", nil); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := s.Stages(ctx); len(all) != 1 {
+		t.Fatalf("after removing acme's: %+v", all)
+	}
+
+	// MarkPendingForwarded touches the pending records of that request only.
+	p := mustSave(t, s, testRecord("acme", 1))
+	other := mustSave(t, s, testRecord("acme", 2))
+	if n, err := s.MarkPendingForwarded(ctx, "acme", p.DedupeHash, StatusForwarded, 200, ""); err != nil || n != 1 {
+		t.Fatalf("mark: %d %v", n, err)
+	}
+	if n, _ := s.MarkPendingForwarded(ctx, "globex", other.DedupeHash, StatusForwarded, 200, ""); n != 0 {
+		t.Error("marked another connection's record")
+	}
+	if _, err := s.MarkPendingForwarded(ctx, "acme", p.DedupeHash, StatusHeld, 200, ""); err == nil {
+		t.Error("MarkPendingForwarded accepted status held")
+	}
+	got, _ := s.Record(ctx, "acme", p.ID)
+	still, _ := s.Record(ctx, "acme", other.ID)
+	if got.Status != StatusForwarded || got.BackendStatus != 200 || still.Status != StatusPending {
+		t.Errorf("after marking: %s/%d and %s", got.Status, got.BackendStatus, still.Status)
+	}
+}
