@@ -83,14 +83,11 @@ func limitText(max int, percent float64) string {
 
 // deprovisionGuard decides a user deactivation or delete no hold policy selected: within
 // the guard's limits it is recorded (status forwarding, so it counts) and forwarded, and
-// the backend's answer kept; beyond them it is held. It always answers the request.
+// the backend's answer kept; beyond them it is held. It reports whether it answered.
 func (e *Engine) deprovisionGuard(ctx context.Context, w http.ResponseWriter, r *http.Request, next http.Handler, d *Decision, rec *Record, effective []byte) bool {
 	g := e.Holds.Guards.Deprovision
 	if g == nil || (g.Max <= 0 && g.Percent <= 0) {
-		setBody(r, effective)
-		d.Outcome = OutcomeForwarded
-		next.ServeHTTP(w, r)
-		return true
+		return false // no limit: the caller forwards it as usual
 	}
 	window := g.Window
 	if window <= 0 {
