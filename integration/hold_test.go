@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // holdCaddyfile runs connection acme live with a hold on user deletes and both guards,
@@ -12,7 +13,7 @@ import (
 const holdCaddyfile = `{
 	admin {{ADMIN}}
 	scim_shadow {
-		store sqlite {{DB}}
+		{{STORE}}
 	}
 }
 :{{PORT}} {
@@ -57,9 +58,22 @@ func deactivate(t *testing.T, c *caddyProc, id string) (int, []byte, http.Header
 		"Operations":[{"op":"replace","value":{"active":false}}]}`)
 }
 
+// startHold runs holdCaddyfile on SQLite.
+func startHold(t *testing.T, be *testBackend) *caddyProc {
+	t.Helper()
+	return startCaddy(t, strings.ReplaceAll(holdCaddyfile, "{{STORE}}", "store sqlite {{DB}}"), be)
+}
+
 func TestHoldDeleteApproveAndIgnore(t *testing.T) {
-	be := startBackend(t)
-	c := startCaddy(t, holdCaddyfile, be)
+	for name, store := range storeKinds(t) {
+		t.Run(name, func(t *testing.T) {
+			be := startBackend(t)
+			testHoldDeleteApproveAndIgnore(t, be, startCaddy(t, strings.ReplaceAll(holdCaddyfile, "{{STORE}}", store(t)), be))
+		})
+	}
+}
+
+func testHoldDeleteApproveAndIgnore(t *testing.T, be *testBackend, c *caddyProc) {
 	ada, bob := seedUser(t, be, "ada@example.com"), seedUser(t, be, "bob@example.com")
 
 	// A DELETE is held: retryable rejection, the backend keeps the user.
@@ -139,7 +153,7 @@ const ErrorSchemaURN = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 func TestGuardMassDeactivation(t *testing.T) {
 	be := startBackend(t)
-	c := startCaddy(t, holdCaddyfile, be)
+	c := startHold(t, be)
 	ids := make([]string, 25)
 	for i := range ids {
 		ids[i] = seedUser(t, be, fmt.Sprintf("user%02d@example.com", i))
@@ -182,6 +196,13 @@ func TestGuardMassDeactivation(t *testing.T) {
 	if got := scrape(t, c)[`scim_shadow_guard_trips_total{connection="acme",guard="deprovision"}`]; got != 15 {
 		t.Errorf("guard trips metric %v, want 15", got)
 	}
+	heldGauge := 0.0
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && heldGauge != 15; time.Sleep(100 * time.Millisecond) {
+		heldGauge = scrape(t, c)[`scim_shadow_held_records{connection="acme"}`]
+	}
+	if heldGauge != 15 {
+		t.Errorf("held records gauge %v, want 15", heldGauge)
+	}
 	// The operator approves the batch; the IdP's retries go through.
 	status, body := c.review(t, http.MethodPost, "/connections/acme/records/approve", map[string]any{"guard": "deprovision"})
 	if approved, _ := body["approved"].([]any); status != http.StatusOK || len(approved) != 15 {
@@ -199,7 +220,7 @@ func TestGuardMassDeactivation(t *testing.T) {
 
 func TestGuardMemberRemoval(t *testing.T) {
 	be := startBackend(t)
-	c := startCaddy(t, holdCaddyfile, be)
+	c := startHold(t, be)
 	var members, memberIDs []string
 	for i := range 10 {
 		memberIDs = append(memberIDs, seedUser(t, be, fmt.Sprintf("m%d@example.com", i)))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -115,7 +116,8 @@ func decideMany(to RecordStatus) func(*ReviewAPI, http.ResponseWriter, *http.Req
 	}
 }
 
-// selectWaiting lists the ids of the records f selects that the decision applies to.
+// selectWaiting lists, in ascending order, the ids of the records f selects that the
+// decision applies to.
 func (a *ReviewAPI) selectWaiting(r *http.Request, conn string, f DecisionFilter, to RecordStatus) ([]int64, error) {
 	want := map[int64]bool{}
 	for _, id := range f.IDs {
@@ -142,6 +144,7 @@ func (a *ReviewAPI) selectWaiting(r *http.Request, conn string, f DecisionFilter
 			return nil, fmt.Errorf("selecting %s records: %w", st, err)
 		}
 	}
+	slices.Sort(ids)
 	return ids, nil
 }
 
