@@ -105,6 +105,13 @@ func (e *Engine) deprovisionGuard(ctx context.Context, w http.ResponseWriter, r 
 	if g.Percent > 0 {
 		total = e.userCount(r, next, d)
 	}
+	if total == 0 && g.Max <= 0 {
+		// A percentage of an unknown user count: hold rather than guess (fail closed).
+		unlock()
+		d.Guard = GuardDeprovision
+		e.hold(ctx, w, d, rec, "guard "+GuardDeprovision+": the backend's user count could not be read, so the percentage limit cannot be checked")
+		return true
+	}
 	if exceeds(n+1, total, g.Max, g.Percent) {
 		unlock()
 		d.Guard = GuardDeprovision

@@ -123,3 +123,21 @@ func TestHoldApprovedForwardFailsAndIsApprovedAgain(t *testing.T) {
 	}
 	assertSCIMError(t, f.serve("POST", "/Users", create), http.StatusForbidden)
 }
+
+func TestHoldDeprovisionGuardUnknownUserCount(t *testing.T) {
+	f := newHoldFixture(t, &shadow.Holds{Guards: shadow.Guards{Deprovision: &shadow.DeprovisionGuard{Percent: 50}}})
+	id := f.user("ada@example.com")
+	// The backend answers every list with 500: the percentage cannot be judged.
+	inner := f.be.h
+	f.be.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/Users") {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
+	w := f.serve("PATCH", "/Users/"+id, deactivateBody)
+	if body := assertSCIMError(t, w, http.StatusTooManyRequests); !strings.Contains(body.Detail, "user count could not be read") {
+		t.Fatalf("detail %q", body.Detail)
+	}
+}
