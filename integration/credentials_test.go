@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -110,9 +111,16 @@ func TestConnectionTokens(t *testing.T) {
 		t.Errorf("backend write got Authorization %q", got[len(got)-1].Header.Get("Authorization"))
 	}
 
-	// Rotation: a new token replaces the old one.
-	_, body = c.review(t, http.MethodPost, "/connections/beta/token", nil)
-	newB := body["token"].(string)
+	// Rotation with the CLI: a new token replaces the old one.
+	cmd := exec.Command(caddyBin, "scim-shadow", "token", "beta", "--address", strings.TrimPrefix(c.AdminURL, "http://"))
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("caddy scim-shadow token: %v", err)
+	}
+	newB := strings.TrimSpace(string(stdout))
+	if !strings.HasPrefix(newB, "scims_") || newB == tokenB {
+		t.Fatalf("CLI token %q", newB)
+	}
 	if status, _, _ := call(http.MethodGet, "/b/scim/v2/Users", tokenB, nil); status != http.StatusUnauthorized {
 		t.Errorf("rotated-out token: %d", status)
 	}

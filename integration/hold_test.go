@@ -104,10 +104,10 @@ func testHoldDeleteApproveAndIgnore(t *testing.T, be *testBackend, c *caddyProc)
 		t.Fatalf("unrelated PATCH: %d %s", status, out)
 	}
 
-	// Approve, then the next identical retry is applied.
-	status, body := c.review(t, http.MethodPost, "/connections/acme/records/"+id+"/approve", nil)
-	if status != http.StatusOK {
-		t.Fatalf("approve: %d %v", status, body)
+	// Approve (on the admin API), then the next identical retry is applied.
+	status, raw := do(t, http.MethodPost, c.AdminURL+"/scim_shadow/connections/acme/records/"+id+"/approve", nil, map[string]string{})
+	if status != http.StatusOK || string(raw) != `{"approved":[`+id+`]}`+"\n" {
+		t.Fatalf("approve: %d %s", status, raw)
 	}
 	status, out, _ = c.scim(t, http.MethodDelete, "/Users/"+ada, nil)
 	if status != http.StatusNoContent {
