@@ -93,6 +93,10 @@ func testHoldDeleteApproveAndIgnore(t *testing.T, be *testBackend, c *caddyProc)
 	if h2.Get("X-Scim-Shadow-Record") != id {
 		t.Fatalf("retry got record %q, want %q", h2.Get("X-Scim-Shadow-Record"), id)
 	}
+	_, conns := c.review(t, http.MethodGet, "/connections", nil)
+	if list, _ := conns["connections"].([]any); len(list) != 1 || list[0].(map[string]any)["held"] != float64(1) {
+		t.Errorf("GET /connections: %v", conns)
+	}
 	_, rec := c.review(t, http.MethodGet, "/connections/acme/records/"+id, nil)
 	if rec["status"] != "held" || rec["attempts"] != float64(2) || !strings.Contains(fmt.Sprint(rec["hold_reason"]), "hold delete") {
 		t.Fatalf("held record %v", rec)

@@ -144,6 +144,7 @@ type connectionView struct {
 	Errors       int64  `json:"errors"`       // pending records with predicted errors
 	Deprovisions int64  `json:"deprovisions"` // pending records that deprovision
 	Warnings     int64  `json:"warnings"`     // open warnings
+	Held         int64  `json:"held"`         // live writes held for approval
 }
 
 func (a *ReviewAPI) listConnections(w http.ResponseWriter, r *http.Request) {
@@ -159,7 +160,7 @@ func (a *ReviewAPI) listConnections(w http.ResponseWriter, r *http.Request) {
 	views := make(map[string]*connectionView, len(infos)+len(defaults))
 	for _, info := range infos {
 		views[info.Name] = &connectionView{Name: info.Name, Mode: info.Mode, Pending: info.Pending,
-			Errors: info.Errors, Deprovisions: info.Deprovisions, Warnings: info.Warnings}
+			Errors: info.Errors, Deprovisions: info.Deprovisions, Warnings: info.Warnings, Held: info.Held}
 	}
 	for name := range defaults {
 		if name != "" && views[name] == nil {
