@@ -65,8 +65,10 @@ type StoreConfig struct {
 
 // storeHandle is what the usage pool shares across config reloads.
 type storeHandle struct {
-	store shadow.Store
-	modes *shadow.ModeTable
+	store  shadow.Store
+	modes  *shadow.ModeTable
+	creds  *shadow.Credentials // per-connection tokens (credentials.go)
+	stages *shadow.StageTable  // staged go-live
 }
 
 // Destruct closes the store once no config uses it.
@@ -103,7 +105,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return nil, err
 		}
 		st = instrumentStore(st)
-		return &storeHandle{store: st, modes: shadow.NewModeTable(st, refresh)}, nil
+		return &storeHandle{store: st, modes: shadow.NewModeTable(st, refresh), creds: &shadow.Credentials{Store: st},
+			stages: shadow.NewStageTable(st, refresh)}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("opening %s store: %w", cfg.Type, err)
@@ -228,6 +231,9 @@ func (a *App) reviewAPI() *shadow.ReviewAPI {
 			a.logger.Info("connection mode changed", zap.String("connection", connection), zap.String("mode", string(mode)))
 			a.emit(EventModeChanged, map[string]any{"connection": connection, "mode": string(mode)})
 		},
+		OnDecide:    a.onDecide,
+		Credentials: a.handle.creds,
+		Stages:      a.handle.stages,
 	}
 }
 

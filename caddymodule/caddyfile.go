@@ -43,6 +43,11 @@ func parseReviewHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, er
 //		redact_header <name>...
 //		normalize <op_case|booleans|member_removal|manager|dotted_keys|all>...
 //		reverse_map on|off                    # default on
+//		hold [<resource type>] <create|update|delete|deactivate|group_member_remove>...
+//		guard deprovision [<max>] [<percent>%] [within <duration>]
+//		guard member_removal [<max>] [<percent>%]
+//		auth token                            # IdPs present their connection's token
+//		backend_auth <header value>           # e.g. "Bearer {env.BACKEND_TOKEN}"
 //		map <resource type> {
 //			<target path> {
 //				from <path>                   # repeatable, tried in order
@@ -110,6 +115,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "map":
 			if err := h.unmarshalMap(d); err != nil {
+				return err
+			}
+		case "hold":
+			if err := h.unmarshalHold(d); err != nil {
+				return err
+			}
+		case "guard":
+			if err := h.unmarshalGuard(d); err != nil {
+				return err
+			}
+		case "auth", "backend_auth":
+			if err := h.unmarshalAuth(d); err != nil {
 				return err
 			}
 		default:

@@ -27,9 +27,9 @@ const (
 	// when the warning bookkeeping, which runs off the request path, stored it.
 	// Data: connection, resource, key, attribute, record_id (its example record; 0: none).
 	EventWarning = "scim_shadow.warning"
-	// EventApproved: a held or recorded write was approved (not emitted yet).
+	// EventApproved: held writes were approved. Data: connection, record_ids.
 	EventApproved = "scim_shadow.approved"
-	// EventIgnored: a held or recorded write was ignored (not emitted yet).
+	// EventIgnored: held writes were ignored. Data: connection, record_ids.
 	EventIgnored = "scim_shadow.ignored"
 )
 

@@ -96,7 +96,7 @@ func startInProcessCaddy(t *testing.T) string {
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
 		"apps": map[string]any{
 			"events": map[string]any{"subscriptions": []any{map[string]any{
-				"events":   []string{EventRecorded, EventModeChanged},
+				"events":   []string{EventRecorded, EventModeChanged, EventHeld, EventGuardTripped, EventApproved, EventIgnored},
 				"handlers": []any{map[string]any{"handler": "scim_shadow_test_collector"}},
 			}}},
 			"scim_shadow": map[string]any{
@@ -114,6 +114,7 @@ func startInProcessCaddy(t *testing.T) string {
 								"handler":    "scim_shadow",
 								"connection": "acme",
 								"mode":       "preview",
+								"hold":       []any{map[string]any{"resource": "User", "operations": []string{"delete"}}},
 								"map": map[string]any{"User": map[string]any{"rules": []any{
 									map[string]any{"target": "favoriteColor", "from": []string{"favorite_color"}, "warn_if_missing": true},
 								}}},

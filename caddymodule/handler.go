@@ -46,9 +46,21 @@ type Handler struct {
 	// ReverseMap "off" leaves responses in the backend's shape; default "on" maps mapped
 	// attributes back to the From paths this connection sends.
 	ReverseMap string `json:"reverse_map,omitempty"`
+	// Hold lists the hold policies of live mode (see hold.go).
+	Hold []HoldConfig `json:"hold,omitempty"`
+	// Guards hold live writes that look like a mass deprovisioning.
+	Guards *GuardsConfig `json:"guards,omitempty"`
+	// Auth "token" makes the IdP authenticate with its connection's bearer token (issued
+	// by the review/admin API, stored as a hash); the token names the connection. Without
+	// it the IdP's own Authorization header goes to the backend.
+	Auth string `json:"auth,omitempty"`
+	// BackendAuth is the Authorization header sent to the backend when Auth is "token",
+	// e.g. "Bearer {env.BACKEND_TOKEN}" (placeholders are replaced per request).
+	BackendAuth string `json:"backend_auth,omitempty"`
 
 	engine *shadow.Engine
 	logger *zap.Logger
+	creds  *shadow.Credentials // set with Auth "token"
 }
 
 // Reject is the retryable rejection of a recorded write.
@@ -126,7 +138,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.ReverseMap != "" && h.ReverseMap != "on" && h.ReverseMap != "off" {
 		return fmt.Errorf(`reverse_map must be "on" or "off", got %q`, h.ReverseMap)
 	}
+	if err := h.provisionAuth(app); err != nil {
+		return err
+	}
+	holds, err := h.holds()
+	if err != nil {
+		return err
+	}
 	h.engine = &shadow.Engine{
+		Holds:         holds,
+		Stages:        app.handle.stages,
 		Rules:         set,
 		Connection:    h.connectionName,
 		DefaultMode:   mode,
@@ -175,6 +196,9 @@ func (h *Handler) ruleConfig() map[string]rules.ResourceRules {
 // connectionName resolves the connection of a request. Names from placeholders are
 // attacker-influenced (headers): control characters are removed and the length bounded.
 func (h *Handler) connectionName(r *http.Request) string {
+	if c, ok := tokenConnection(r); ok {
+		return c
+	}
 	name := h.Connection
 	if strings.Contains(name, "{") {
 		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
@@ -203,6 +227,11 @@ func sanitizeConnection(name string) string {
 
 // ServeHTTP hands the request to the engine, with next as its way to the backend.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.creds != nil {
+		if r = h.authenticate(w, r); r == nil {
+			return nil
+		}
+	}
 	var nextErr error
 	h.engine.ServeHTTP(w, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		nextErr = next.ServeHTTP(w, r)

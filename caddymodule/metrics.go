@@ -117,6 +117,20 @@ var storeOps = map[string]string{
 	"WarningSummary": "warning_summary",
 	"WarningUsers":   "warning_users",
 	"UserWarnings":   "user_warnings",
+	// hold queue
+	"RetryHold":         "retry_hold",
+	"ClaimApproved":     "claim_approved",
+	"FinishHold":        "finish_hold",
+	"DecideRecords":     "decide_records",
+	"CountDeprovisions": "count_deprovisions",
+	// credentials
+	"SetCredential":        "set_credential",
+	"CredentialConnection": "credential_connection",
+	"DeleteCredential":     "delete_credential",
+	// staged go-live
+	"SetStage":             "set_stage",
+	"Stages":               "stages",
+	"MarkPendingForwarded": "mark_pending_forwarded",
 }
 
 func init() {
@@ -320,22 +334,26 @@ func refreshPending(ctx context.Context, st shadow.Store, configured map[string]
 		return err
 	}
 	now := make(map[string]int64, len(infos)+len(configured))
+	held := make(map[string]int64, len(infos))
 	for name := range configured {
 		now[name] = 0
 	}
 	for _, info := range infos {
 		now[info.Name] = info.Pending
+		held[info.Name] = info.Held
 	}
 	pendingSeen.Lock()
 	defer pendingSeen.Unlock()
 	for name := range pendingSeen.names {
 		if _, ok := now[name]; !ok {
 			pendingRecords.DeleteLabelValues(name)
+			heldRecords.DeleteLabelValues(name)
 			delete(pendingSeen.names, name)
 		}
 	}
 	for name, n := range now {
 		pendingRecords.WithLabelValues(name).Set(float64(n))
+		heldRecords.WithLabelValues(name).Set(float64(held[name]))
 		pendingSeen.names[name] = struct{}{}
 	}
 	return nil
@@ -378,4 +396,81 @@ func (a *App) kickPending() {
 	case a.obs.pendingKick <- struct{}{}:
 	default: // a refresh is already due
 	}
+}
+
+func (s *instrumentedStore) RetryHold(ctx context.Context, connection, hash string, at time.Time) (shadow.Record, error) {
+	began := time.Now()
+	out, err := s.Store.RetryHold(ctx, connection, hash, at)
+	observeStore("retry_hold", began, err)
+	return out, err
+}
+
+func (s *instrumentedStore) ClaimApproved(ctx context.Context, connection string, id int64) (bool, error) {
+	began := time.Now()
+	ok, err := s.Store.ClaimApproved(ctx, connection, id)
+	observeStore("claim_approved", began, err)
+	return ok, err
+}
+
+func (s *instrumentedStore) FinishHold(ctx context.Context, connection string, id int64, status shadow.RecordStatus, backendStatus int, backendError string) error {
+	began := time.Now()
+	err := s.Store.FinishHold(ctx, connection, id, status, backendStatus, backendError)
+	observeStore("finish_hold", began, err)
+	return err
+}
+
+func (s *instrumentedStore) DecideRecords(ctx context.Context, connection string, ids []int64, to shadow.RecordStatus) ([]int64, error) {
+	began := time.Now()
+	out, err := s.Store.DecideRecords(ctx, connection, ids, to)
+	observeStore("decide_records", began, err)
+	return out, err
+}
+
+func (s *instrumentedStore) CountDeprovisions(ctx context.Context, connection string, since time.Time) (int64, error) {
+	began := time.Now()
+	n, err := s.Store.CountDeprovisions(ctx, connection, since)
+	observeStore("count_deprovisions", began, err)
+	return n, err
+}
+
+func (s *instrumentedStore) SetCredential(ctx context.Context, connection, tokenHash string, at time.Time) error {
+	began := time.Now()
+	err := s.Store.SetCredential(ctx, connection, tokenHash, at)
+	observeStore("set_credential", began, err)
+	return err
+}
+
+func (s *instrumentedStore) CredentialConnection(ctx context.Context, tokenHash string) (string, error) {
+	began := time.Now()
+	out, err := s.Store.CredentialConnection(ctx, tokenHash)
+	observeStore("credential_connection", began, err)
+	return out, err
+}
+
+func (s *instrumentedStore) DeleteCredential(ctx context.Context, connection string) error {
+	began := time.Now()
+	err := s.Store.DeleteCredential(ctx, connection)
+	observeStore("delete_credential", began, err)
+	return err
+}
+
+func (s *instrumentedStore) SetStage(ctx context.Context, connection string, stage *shadow.Stage) error {
+	began := time.Now()
+	err := s.Store.SetStage(ctx, connection, stage)
+	observeStore("set_stage", began, err)
+	return err
+}
+
+func (s *instrumentedStore) Stages(ctx context.Context) (map[string]shadow.Stage, error) {
+	began := time.Now()
+	out, err := s.Store.Stages(ctx)
+	observeStore("stages", began, err)
+	return out, err
+}
+
+func (s *instrumentedStore) MarkPendingForwarded(ctx context.Context, connection, hash string, status shadow.RecordStatus, backendStatus int, backendError string) (int64, error) {
+	began := time.Now()
+	n, err := s.Store.MarkPendingForwarded(ctx, connection, hash, status, backendStatus, backendError)
+	observeStore("mark_pending_forwarded", began, err)
+	return n, err
 }

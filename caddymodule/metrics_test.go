@@ -60,6 +60,8 @@ func TestMetricsFamilies(t *testing.T) {
 		"scim_shadow_live_state_duration_seconds": true,
 		"scim_shadow_normalizations_total":        false,
 		"scim_shadow_reverse_mapped_total":        false,
+		"scim_shadow_held_records":                false,
+		"scim_shadow_guard_trips_total":           false,
 	}
 	if got := registeredFamilies(t); !reflect.DeepEqual(got, want) {
 		t.Fatalf("families = %v, want %v", got, want)

@@ -30,6 +30,7 @@ func (o *decisionObserver) Observe(r *http.Request, d *shadow.Decision) {
 	}()
 	o.log(d)
 	countDecision(d)
+	o.observeHold(d)
 	if d.Outcome == shadow.OutcomeRecorded && o.app != nil {
 		o.app.emit(EventRecorded, map[string]any{
 			"connection": d.Connection,
@@ -61,6 +62,12 @@ func (o *decisionObserver) log(d *shadow.Decision) {
 		zap.String("resource", d.Target.ResourceType),
 		zap.String("resource_id", d.Target.ID),
 		zap.String("outcome", string(d.Outcome)),
+	}
+	if d.Staged {
+		fields = append(fields, zap.Bool("staged", true))
+	}
+	if d.HoldReason != "" {
+		fields = append(fields, zap.String("hold_reason", d.HoldReason))
 	}
 	if d.RecordID != 0 {
 		fields = append(fields, zap.Int64("record_id", d.RecordID), zap.Int("attempts", d.Attempts))

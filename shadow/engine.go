@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/scim-shadow/caddy-scim-shadow/rules"
@@ -43,6 +44,7 @@ const (
 	OutcomeRecorded  Outcome = "recorded"  // committed to the store and answered with the rejection
 	OutcomeRejected  Outcome = "rejected"  // refused by the engine (too large, unreadable)
 	OutcomeError     Outcome = "error"     // could not be recorded; answered with the rejection (fail closed)
+	OutcomeHeld      Outcome = "held"      // live write held for approval (hold.go); answered with the rejection
 )
 
 // Decision describes one request's handling, for logs, metrics and events.
@@ -55,6 +57,10 @@ type Decision struct {
 	Attempts   int   // set when recorded
 	Findings   []rules.Finding
 	Err        error // why a write was rejected or could not be recorded
+
+	HoldReason string // why a live write was held (hold.go)
+	Guard      string // the guard that held it, on the write that opened the hold
+	Staged     bool   // a preview write let through live by the connection's stage (stage.go)
 
 	StoreDuration     time.Duration // time spent committing the record (preview writes)
 	LiveStateDuration time.Duration // time spent reading live state through next
@@ -90,9 +96,15 @@ type Engine struct {
 	// NoReverseMap leaves responses in the backend's shape; by default they are mapped back
 	// to the From paths the connection sends (respond.go).
 	NoReverseMap bool
+	// Holds are the hold policies and guards of live mode (hold.go); nil: none.
+	Holds *Holds
+	// Stages let chosen preview writes go live (stage.go); nil: none.
+	Stages *StageTable
 
 	predictionCaches
 	respondState
+	holds       holdState
+	stageGroups sync.Map // connection, group → stageGroup
 }
 
 // ServeHTTP handles one request, handing it (rewritten) to next or answering it.
@@ -151,10 +163,19 @@ func (e *Engine) handleWrite(w http.ResponseWriter, r *http.Request, next http.H
 	if d.Target.Op == OpReplace && e.Rules.HasOnlyOnCreate(d.Target.ResourceType) {
 		effective = e.keepOnReplace(r, next, d, effective)
 	}
-	if d.Mode == ModeLive {
+	d.Staged = e.stagedLive(r, next, d, effective)
+	live := d.Mode == ModeLive || d.Staged
+	if live && e.holdWrite(w, r, next, d, body, effective) {
+		return
+	}
+	if live {
 		setBody(r, effective)
 		d.Outcome = OutcomeForwarded
 		e.noteWarnings(r, d, body, effective, 0, "")
+		if d.Staged {
+			e.forwardStaged(w, r, next, d, body, effective)
+			return
+		}
 		e.forward(w, r, next, d)
 		return
 	}

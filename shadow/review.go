@@ -62,6 +62,13 @@ type ReviewAPI struct {
 	DefaultModes func() map[string]Mode
 	// OnModeChange, if set, is called after a mode was stored by PUT …/mode.
 	OnModeChange func(connection string, mode Mode)
+	// OnDecide, if set, is called after records were approved or ignored (hold_review.go).
+	OnDecide func(connection string, ids []int64, to RecordStatus)
+	// Credentials issues and deletes connection tokens (credentials_review.go); nil: a
+	// Credentials over Store.
+	Credentials *Credentials
+	// Stages sets staged go-live (stage.go); nil: a StageTable over Store.
+	Stages *StageTable
 }
 
 // reviewMaxBody bounds the body of PUT …/mode.
@@ -78,8 +85,11 @@ type apiRoute struct {
 }
 
 // newAPIMux builds the mux of a route table.
-func newAPIMux(routes []apiRoute) *http.ServeMux {
+func newAPIMux(routes []apiRoute, more ...[]apiRoute) *http.ServeMux {
 	mux := http.NewServeMux()
+	for _, m := range more {
+		routes = append(routes, m...)
+	}
 	for _, rt := range routes {
 		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
 			rt.handle(r.Context().Value(reviewAPIKey{}).(*ReviewAPI), w, r)
@@ -100,7 +110,7 @@ var reviewRoutes = sync.OnceValue(func() *http.ServeMux {
 		{"GET /connections/{c}/warnings", (*ReviewAPI).warningSummary},
 		{"GET /connections/{c}/warnings/users", (*ReviewAPI).warningUsers},
 		{"GET /connections/{c}/warnings/users/{key}", (*ReviewAPI).userWarnings},
-	})
+	}, holdRoutes(), credentialRoutes(), stageRoutes())
 })
 
 // ServeHTTP routes a review request: the review page under /ui/ (ui.go), a browser's GET
@@ -158,6 +168,7 @@ type connectionView struct {
 	Errors       int64  `json:"errors"`       // pending records with predicted errors
 	Deprovisions int64  `json:"deprovisions"` // pending records that deprovision
 	Warnings     int64  `json:"warnings"`     // open warnings
+	Held         int64  `json:"held"`         // live writes held for approval
 }
 
 func (a *ReviewAPI) listConnections(w http.ResponseWriter, r *http.Request) {
@@ -184,7 +195,7 @@ func (a *ReviewAPI) connectionViews(ctx context.Context) ([]connectionView, erro
 	views := make(map[string]*connectionView, len(infos)+len(defaults))
 	for _, info := range infos {
 		views[info.Name] = &connectionView{Name: info.Name, Mode: info.Mode, Pending: info.Pending,
-			Errors: info.Errors, Deprovisions: info.Deprovisions, Warnings: info.Warnings}
+			Errors: info.Errors, Deprovisions: info.Deprovisions, Warnings: info.Warnings, Held: info.Held}
 	}
 	for name := range defaults {
 		if name != "" && views[name] == nil {
@@ -240,7 +251,7 @@ func (a *ReviewAPI) putMode(w http.ResponseWriter, r *http.Request) {
 // validStatuses are the values ?status= accepts.
 var validStatuses = map[RecordStatus]bool{
 	StatusPending: true, StatusApproved: true, StatusIgnored: true, StatusForwarded: true, StatusFailed: true,
-	StatusObserved: true,
+	StatusObserved: true, StatusHeld: true, StatusForwarding: true,
 }
 
 func (a *ReviewAPI) listRecords(w http.ResponseWriter, r *http.Request) {

@@ -17,6 +17,11 @@ const (
 	StatusIgnored   RecordStatus = "ignored"   // ignored: later retries get a final error
 	StatusForwarded RecordStatus = "forwarded" // forwarded to the backend after approval
 	StatusFailed    RecordStatus = "failed"    // forwarded, and the backend refused it
+	// StatusHeld: a live write held by a hold policy or a guard, waiting for approve or
+	// ignore; its retries get the retryable rejection.
+	StatusHeld RecordStatus = "held"
+	// StatusForwarding: an approved (or guarded) write being forwarded right now.
+	StatusForwarding RecordStatus = "forwarding"
 	// StatusObserved: a write of live traffic kept as the example request of a new warning
 	// (see WarningNote.Example). It was forwarded as usual: it never counts as pending,
 	// is never deduplicated and is never approved.
@@ -84,6 +89,13 @@ type Record struct {
 	// Subjects are the resources the write touches: its own target and every member
 	// added or removed, so records can be filtered by user or group.
 	Subjects []Subject `json:"subjects,omitempty"`
+	// HoldReason says why a live write was held: the hold policy or the guard that
+	// tripped; "" for records that were not held.
+	HoldReason string `json:"hold_reason,omitempty"`
+	// BackendStatus and BackendError are what the backend answered when the write was
+	// forwarded after approval (status forwarded or failed); 0 and "" before.
+	BackendStatus int    `json:"backend_status,omitempty"`
+	BackendError  string `json:"backend_error,omitempty"`
 }
 
 // Subject is one resource a recorded write touches.
@@ -115,6 +127,7 @@ type ConnectionInfo struct {
 	Errors       int64  `json:"errors"`       // pending records with errors
 	Deprovisions int64  `json:"deprovisions"` // pending records that deprovision
 	Warnings     int64  `json:"warnings"`     // open warnings: (resource, attribute) pairs still missing
+	Held         int64  `json:"held"`         // held live writes waiting for approve or ignore
 }
 
 // Store keeps records and run-time connection modes. Implementations are safe for concurrent
@@ -165,6 +178,12 @@ type Store interface {
 	// UserWarnings lists the open warnings of the resources of a connection with the
 	// given key (case-insensitive), by resource type and attribute.
 	UserWarnings(ctx context.Context, connection, key string) ([]Warning, error)
+	// Holds, approvals and guard counts (see store_hold.go).
+	HoldStore
+	// Per-connection credentials (see store_credentials.go).
+	CredentialStore
+	// Staged go-live (see store_stage.go).
+	StageStore
 	// Close releases the store.
 	Close() error
 }

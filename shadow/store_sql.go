@@ -75,7 +75,8 @@ type sqlCore struct {
 // recordColumns are the columns scanRecord reads, in order.
 const recordColumns = `id, connection, created_at, last_seen_at, attempts, method, path,
 	resource_type, resource_id, resource_key, operation, status, dedupe_hash,
-	original, effective, changes, findings, live, projected, errors, deprovision`
+	original, effective, changes, findings, live, projected, errors, deprovision,
+	hold_reason, backend_status, backend_error`
 
 // SaveRecord commits rec and its Subjects in one transaction; an identical pending record
 // (same connection and DedupeHash) gets one more attempt and the later LastSeenAt instead
@@ -134,12 +135,14 @@ func (c *sqlCore) SaveRecord(ctx context.Context, rec *Record) (Record, error) {
 	return out, nil
 }
 
-// insertRecord adds a row for the 20 parameters of recordArgs, or none (no row returned)
+// insertRecord adds a row for the 23 parameters of recordArgs, or none (no row returned)
 // when a pending record with the same connection and dedupe hash exists.
 const insertRecord = `INSERT INTO records (connection, created_at, last_seen_at, attempts, method, path,
 		resource_type, resource_id, resource_key, operation, status, dedupe_hash,
-		original, effective, changes, findings, live, projected, errors, deprovision)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+		original, effective, changes, findings, live, projected, errors, deprovision,
+		hold_reason, backend_status, backend_error)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+		$21, $22, $23)
 	ON CONFLICT (connection, dedupe_hash) WHERE status = 'pending' DO NOTHING
 	RETURNING ` + recordColumns
 
@@ -242,7 +245,7 @@ func loadSubjects(ctx context.Context, db sqlBackend, recs []Record, set func(i 
 	return nil
 }
 
-// recordArgs encodes rec as the 20 parameters of insertRecord.
+// recordArgs encodes rec as the 23 parameters of insertRecord.
 func (c *sqlCore) recordArgs(rec *Record) ([]any, error) {
 	now := time.Now()
 	created, seen := rec.CreatedAt, rec.LastSeenAt
@@ -294,6 +297,7 @@ func (c *sqlCore) recordArgs(rec *Record) ([]any, error) {
 		sqlText(rec.Key), sqlText(rec.Operation), sqlText(string(status)), hash,
 		original, effective, changes, findings,
 		live, projected, int64(max(rec.Errors, 0)), rec.Deprovision,
+		sqlText(rec.HoldReason), int64(rec.BackendStatus), sqlText(rec.BackendError),
 	}, nil
 }
 
@@ -490,7 +494,8 @@ func (c *sqlCore) Connections(ctx context.Context) ([]ConnectionInfo, error) {
 	rows, err := c.db.query(ctx, `SELECT connection,
 			COUNT(*) FILTER (WHERE status = 'pending'),
 			COUNT(*) FILTER (WHERE status = 'pending' AND errors > 0),
-			COUNT(*) FILTER (WHERE status = 'pending' AND deprovision)
+			COUNT(*) FILTER (WHERE status = 'pending' AND deprovision),
+			COUNT(*) FILTER (WHERE status = 'held')
 		FROM records GROUP BY connection`)
 	if err != nil {
 		return nil, fmt.Errorf("%s: list connections: %w", c.name, err)
@@ -499,7 +504,7 @@ func (c *sqlCore) Connections(ctx context.Context) ([]ConnectionInfo, error) {
 	var out []*ConnectionInfo
 	for rows.Next() {
 		info := &ConnectionInfo{}
-		if err := rows.Scan(&info.Name, &info.Pending, &info.Errors, &info.Deprovisions); err != nil {
+		if err := rows.Scan(&info.Name, &info.Pending, &info.Errors, &info.Deprovisions, &info.Held); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("%s: list connections: %w", c.name, err)
 		}
@@ -598,7 +603,8 @@ func scanRecord(row sqlRowScanner) (Record, error) {
 	)
 	err := row.Scan(&rec.ID, &rec.Connection, &created, &seen, &rec.Attempts, &rec.Method, &rec.Path,
 		&rec.ResourceType, &rec.ResourceID, &rec.Key, &rec.Operation, &status, &hash,
-		&original, &effective, &changes, &findings, &live, &projected, &rec.Errors, &rec.Deprovision)
+		&original, &effective, &changes, &findings, &live, &projected, &rec.Errors, &rec.Deprovision,
+		&rec.HoldReason, &rec.BackendStatus, &rec.BackendError)
 	if err != nil {
 		return Record{}, err
 	}

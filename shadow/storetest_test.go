@@ -51,6 +51,11 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		{"WarningsByResourceID", suiteWarningsByResourceID},
 		{"WarningsIsolation", suiteWarningsIsolation},
 		{"WarningsPurge", suiteWarningsPurge},
+		{"Holds", suiteHolds},                         // storetest_hold_test.go
+		{"HoldDecisions", suiteHoldDecisions},         // storetest_hold_test.go
+		{"CountDeprovisions", suiteCountDeprovisions}, // storetest_hold_test.go
+		{"Credentials", suiteCredentials},             // storetest_hold_test.go
+		{"Stages", suiteStages},                       // storetest_hold_test.go
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
