@@ -56,13 +56,13 @@ func printReliabilityTable() {
 		return
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-40s %8s %9s %10s %5s %5s  %s\n", "scenario", "sent", "recorded", "forwarded", "lost", "held", "note")
+	fmt.Fprintf(&b, "\n%-46s %8s %9s %10s %5s %5s  %s\n", "scenario", "sent", "recorded", "forwarded", "lost", "held", "note")
 	for _, r := range table.rows {
 		held := "yes"
 		if !r.Held {
 			held = "NO"
 		}
-		fmt.Fprintf(&b, "%-40s %8d %9d %10d %5d %5s  %s\n", r.Scenario, r.Sent, r.Recorded, r.Forwarded, r.Lost, held, r.Note)
+		fmt.Fprintf(&b, "%-46s %8d %9d %10d %5d %5s  %s\n", r.Scenario, r.Sent, r.Recorded, r.Forwarded, r.Lost, held, r.Note)
 	}
 	fmt.Print(b.String())
 	if path := os.Getenv("SCIM_SHADOW_SOAK_TABLE"); path != "" {
@@ -109,11 +109,12 @@ func (l *ledger) last() map[string]answer {
 }
 
 // unresolved returns the users whose last answer was neither recorded (429 with a record
-// id) nor applied (201): the ones an IdP would send again.
+// id) nor applied (201) nor a conflict (409: the user exists; an IdP matches it): the ones
+// an IdP would send again.
 func (l *ledger) unresolved() []string {
 	var out []string
 	for u, a := range l.last() {
-		if !(a.Status == http.StatusTooManyRequests && a.Record != "") && a.Status != http.StatusCreated {
+		if !(a.Status == http.StatusTooManyRequests && a.Record != "") && a.Status != http.StatusCreated && a.Status != http.StatusConflict {
 			out = append(out, u)
 		}
 	}
