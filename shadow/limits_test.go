@@ -92,3 +92,45 @@ func TestEngineLimits(t *testing.T) {
 		}
 	}
 }
+
+// trueDepth is the nesting depth of valid JSON by encoding/json's tokenizer (iterative).
+func trueDepth(b []byte) (int, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	depth, deepest := 0, 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return deepest, err.Error() == "EOF"
+		}
+		switch tok {
+		case json.Delim('['), json.Delim('{'):
+			depth++
+			deepest = max(deepest, depth)
+		case json.Delim(']'), json.Delim('}'):
+			depth--
+		}
+	}
+}
+
+// FuzzCheckLimits: the one-pass depth count never panics and, on valid JSON, agrees with a
+// tokenizer: a body within the limit nests no deeper than it, one over it does.
+func FuzzCheckLimits(f *testing.F) {
+	for _, s := range []string{`{}`, `[[["]]]"]]]`, `{"a":"\\"{"}`, nested(3), patchOps(3), `{"Operations":[{},{}]}`, `"\\\\"`, `[{"a":[1,{"b":[]}]}]`} {
+		f.Add([]byte(s), 3, 2)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, depth, ops int) {
+		depth, ops = depth%100, ops%100
+		le := shadow.CheckLimits(body, depth, ops, false)
+		if !json.Valid(body) || depth <= 0 {
+			return
+		}
+		want, ok := trueDepth(body)
+		if !ok {
+			return
+		}
+		over := le != nil && le.ScimType == "invalidSyntax"
+		if over != (want > depth) {
+			t.Fatalf("depth %d, limit %d: CheckLimits = %+v", want, depth, le)
+		}
+	})
+}
