@@ -88,7 +88,10 @@ func TestSQLOnlyParameters(t *testing.T) {
 	steps := []func() error{
 		func() error { _, err := s.SaveRecord(ctx, rec); return err }, // the dedupe path
 		func() error { _, err := s.Record(ctx, conn, saved.ID); return err },
-		func() error { _, err := s.LatestPending(ctx, conn, h("User"), h("id"), h("key")); return ignoreNotFound(err) },
+		func() error {
+			_, err := s.LatestPending(ctx, conn, h("User"), h("id"), h("key"))
+			return ignoreNotFound(err)
+		},
 		func() error {
 			_, _, err := s.Records(ctx, conn, RecordQuery{User: h("u"), Group: h("g"), ResourceType: h("t"),
 				Method: h("m"), Status: RecordStatus(h("s")), ErrorsOnly: true, Deprovisions: true, Cursor: encodeCursor(saved.ID + 1)})
@@ -104,7 +107,10 @@ func TestSQLOnlyParameters(t *testing.T) {
 			return err
 		},
 		func() error { _, err := s.WarningSummary(ctx, conn); return err },
-		func() error { _, _, err := s.WarningUsers(ctx, conn, h("attr"), encodeWarningCursor(h("User"), h("k")), 10); return err },
+		func() error {
+			_, _, err := s.WarningUsers(ctx, conn, h("attr"), encodeWarningCursor(h("User"), h("k")), 10)
+			return err
+		},
 		func() error { _, err := s.UserWarnings(ctx, conn, h("key")); return err },
 		func() error { _, err := s.DeleteRecords(ctx, conn); return err },
 		func() error { _, err := s.Purge(ctx, time.Now().Add(-time.Hour)); return err },
