@@ -223,37 +223,72 @@ func checkIntegrity(t *testing.T, path string) {
 }
 
 // TestReliabilityPostgresOutage cuts the path between Caddy and PostgreSQL in the middle of
-// a load (a TCP proxy in between drops every connection and refuses new ones), then
-// restores it. The server itself stays up: other tests share it.
+// a load — a TCP proxy in between drops every connection and refuses new ones ("down"), or
+// accepts them and never answers ("hanging", a network partition) — then restores it. The
+// server itself stays up: other tests share it. The failures are logged and counted.
 func TestReliabilityPostgresOutage(t *testing.T) {
-	dsn := postgresDSN(t)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
+	for _, fault := range []proxyMode{proxyRefuse, proxyHang} {
+		name := map[proxyMode]string{proxyRefuse: "down", proxyHang: "hanging"}[fault]
+		t.Run(name, func(t *testing.T) {
+			dsn := postgresDSN(t)
+			u, err := url.Parse(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy := startProxy(t, u.Host)
+			u.Host = proxy.Addr()
+			be := startBackend(t)
+			c := startCaddy(t, reliabilityConfig("store postgres "+u.String(), "preview"), be)
+			base := func() string { return c.URL }
+			l := newLedger()
+			fire(base, users("pg-before", 100), l)
+			n := size(600, 3000)
+			if fault == proxyHang {
+				n = size(200, 600) // each write waits for the store timeout
+			}
+			var readStatus int
+			began := time.Now()
+			during(base, users("pg-"+name, n), l, 50, func() {
+				proxy.set(fault)
+				// Reads pass while the store is unreachable (invariant 4).
+				readStatus, _, _ = c.scim(t, http.MethodGet, "/Users?count=1", nil)
+			})
+			took := time.Since(began)
+			if readStatus != http.StatusOK {
+				t.Errorf("read during the outage: %d", readStatus)
+			}
+			closed := failedClosed(l)
+			if closed == 0 {
+				t.Fatal("no write failed during the outage: the test proves nothing")
+			}
+			if errs := metricSum(t, c, "scim_shadow_store_errors_total"); errs == 0 {
+				t.Error("store errors not counted in scim_shadow_store_errors_total")
+			}
+			proxy.set(proxyPass)
+			retryUnresolved(base, l, 3)
+			check(t, "postgres "+name+" mid-load (tcp proxy)", l, storeRecords(t, c), be, expect{preview: true},
+				fmt.Sprintf("%d failed closed (%d writes in %s), retried after restore", closed, n, took.Round(100*time.Millisecond)))
+		})
 	}
-	proxy := startProxy(t, u.Host)
-	u.Host = proxy.Addr()
-	be := startBackend(t)
-	c := startCaddy(t, reliabilityConfig("store postgres "+u.String(), "preview"), be)
-	base := func() string { return c.URL }
-	l := newLedger()
-	fire(base, users("pg-before", 100), l)
-	during(base, users("pg-cut", size(600, 3000)), l, 100, func() {
-		proxy.set(proxyRefuse)
-		// Reads pass while the store is unreachable (invariant 4).
-		if status, out, _ := c.scim(t, http.MethodGet, "/Users?count=1", nil); status != http.StatusOK {
-			t.Errorf("read during the outage: %d %s", status, out)
+}
+
+// metricSum adds up the samples of a metric on Caddy's admin /metrics.
+func metricSum(t *testing.T, c *caddyProc, name string) float64 {
+	t.Helper()
+	status, body := do(t, http.MethodGet, c.AdminURL+"/metrics", nil, map[string]string{})
+	if status != http.StatusOK {
+		t.Fatalf("admin /metrics: %d", status)
+	}
+	sum := 0.0
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+			var v float64
+			if _, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v); err == nil {
+				sum += v
+			}
 		}
-		time.Sleep(time.Second)
-	})
-	closed := failedClosed(l)
-	if closed == 0 {
-		t.Fatal("no write failed during the outage: the test proves nothing")
 	}
-	proxy.set(proxyPass)
-	retryUnresolved(base, l, 3)
-	check(t, "postgres cut mid-load (tcp proxy)", l, storeRecords(t, c), be, expect{preview: true},
-		fmt.Sprintf("%d failed closed, retried after restore", closed))
+	return sum
 }
 
 // TestReliabilityPostgresRestart stops the PostgreSQL server mid-load and starts it again.
