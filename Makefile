@@ -1,13 +1,14 @@
 # scim-shadow — a Caddy module that shadows IdP SCIM provisioning traffic.
 #   make build   ./caddy with the module, built by xcaddy (pinned)
 #   make run     the example SCIM backend + Caddy with ./Caddyfile (Ctrl-C stops both)
-#   make test    go vet + every test with the race detector
+#   make test    go vet + every test with the race detector (the reliability suite small)
+#   make soak    the reliability suite at full size, with its table (≤ 20 minutes)
 
 CADDY_VERSION ?= v2.11.9
 MODULE        := github.com/scim-shadow/caddy-scim-shadow
 GO_SOURCES    := $(shell find . -name '*.go' -not -path './examples/*' -not -name '*_test.go') go.mod go.sum
 
-.PHONY: build run test fuzz clean
+.PHONY: build run test soak fuzz clean
 
 build: caddy
 
@@ -21,6 +22,18 @@ test:
 	go vet ./...
 	go test -race -timeout 20m ./...
 
+# The reliability suite at full size (10,000-write loads, every fault) against the built
+# Caddy, the example backend, SQLite and PostgreSQL (SCIM_SHADOW_TEST_POSTGRES). It stops
+# and restarts the PostgreSQL cluster SOAK_PG_CTL names (default: the first of
+# pg_lsclusters); SOAK_PG_CTL= skips that row. Prints the table, also left in soak-table.txt.
+SOAK_PG_CTL ?= $(shell pg_lsclusters -h 2>/dev/null | awk 'NR==1{print "pg_ctlcluster "$$1" "$$2}')
+SOAK_TESTS  := TestReliability|TestHostileInput|TestSecretsNeverShown|TestConnectionIsolation|TestPreview(CrashKeepsAnsweredRecords|ReloadUnderLoad|FailsClosedWhenStoreIsLocked|ClientAbort)
+soak:
+	@rm -f soak-table.txt
+	SCIM_SHADOW_SOAK=1 SCIM_SHADOW_PG_CTL="$(SOAK_PG_CTL)" SCIM_SHADOW_SOAK_TABLE=$(CURDIR)/soak-table.txt \
+	  go test -count=1 -timeout 20m -run '$(SOAK_TESTS)' ./integration; rc=$$?; \
+	  cat soak-table.txt 2>/dev/null; exit $$rc
+
 # Runs each fuzz target for FUZZTIME (CI runs only their seed corpora, through make test).
 FUZZTIME ?= 30s
 fuzz:
@@ -31,4 +44,4 @@ fuzz:
 	done
 
 clean:
-	rm -f ./caddy scim-shadow-demo.db*
+	rm -f ./caddy scim-shadow-demo.db* soak-table.txt

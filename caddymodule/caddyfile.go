@@ -10,7 +10,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
 )
 
 func init() {
@@ -39,6 +38,9 @@ func parseReviewHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, er
 //		connection <name or placeholder>      # default "default"
 //		mode live|preview                     # default live
 //		max_body <size>                       # default 1MiB
+//		max_depth <n>|none                    # JSON nesting; default 64
+//		max_operations <n>|none               # PATCH/Bulk operations; default 1000
+//		limits { max_body …; max_depth …; max_operations … }  # the same, grouped
 //		reject <status> [<retry_after>]       # default 429 600s
 //		redact_header <name>...
 //		normalize <op_case|booleans|member_removal|manager|dotted_keys|all>...
@@ -76,16 +78,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if h.Mode != "live" && h.Mode != "preview" {
 				return d.Errf(`mode must be "live" or "preview", got %q`, h.Mode)
 			}
-		case "max_body":
-			var s string
-			if !d.AllArgs(&s) {
-				return d.ArgErr()
+		case "max_body", "max_depth", "max_operations", "limits":
+			if err := h.unmarshalLimit(d); err != nil { // limits.go
+				return err
 			}
-			n, err := humanize.ParseBytes(s)
-			if err != nil || n == 0 || n > 1<<40 {
-				return d.Errf("max_body: invalid size %q", s)
-			}
-			h.MaxBody = int64(n)
 		case "reject":
 			args := d.RemainingArgs()
 			if len(args) < 1 || len(args) > 2 {

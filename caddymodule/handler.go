@@ -33,6 +33,11 @@ type Handler struct {
 	Mode string `json:"mode,omitempty"`
 	// MaxBody is the largest write body in bytes; larger writes get 413. Default 1 MiB.
 	MaxBody int64 `json:"max_body,omitempty"`
+	// MaxDepth is the deepest JSON nesting of a body; deeper gets 400. Default 64, -1 none.
+	MaxDepth int `json:"max_depth,omitempty"`
+	// MaxOperations is the most PATCH or Bulk operations of one request; more gets 400
+	// (Bulk: 413). Default 1000, -1 none.
+	MaxOperations int `json:"max_operations,omitempty"`
 	// Reject is the answer to a write recorded in preview mode. Default 429, Retry-After 600s.
 	Reject *Reject `json:"reject,omitempty"`
 	// Map holds the mapping rules by resource type ("User", "Group").
@@ -155,6 +160,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Store:         app.handle.store,
 		Reject:        rej,
 		MaxBody:       h.MaxBody,
+		MaxDepth:      h.MaxDepth,
+		MaxOperations: h.MaxOperations,
 		RedactHeaders: h.RedactHeaders,
 		Observer:      &decisionObserver{logger: h.logger, app: app},
 		Normalize:     norm,

@@ -28,7 +28,9 @@ var caddyBin string
 const backendToken = "test-token"
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
+	code := runMain(m)
+	printReliabilityTable() // reliability_test.go
+	os.Exit(code)
 }
 
 func runMain(m *testing.M) int {

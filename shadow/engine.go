@@ -84,6 +84,8 @@ type Engine struct {
 	Store         Store                      // where preview records go; nil fails closed
 	Reject        Rejection                  // zero: DefaultRejection
 	MaxBody       int64                      // 0: DefaultMaxBody
+	MaxDepth      int                        // JSON nesting; 0: DefaultMaxDepth, <0: none (limits.go)
+	MaxOperations int                        // PATCH/Bulk operations; 0: DefaultMaxOperations, <0: none
 	RedactHeaders []string                   // extra headers never stored
 	StoreTimeout  time.Duration              // 0: DefaultStoreTimeout
 	Observer      Observer                   // nil: nobody is told
@@ -393,7 +395,7 @@ func (e *Engine) readBody(w http.ResponseWriter, r *http.Request, d *Decision) (
 		WriteError(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("request body exceeds the limit of %d bytes", limit))
 		return nil, false
 	}
-	return body, true
+	return body, e.checkLimits(w, body, d)
 }
 
 // rewriteQuery rewrites filter=, attributes= and excludedAttributes= of a read.
