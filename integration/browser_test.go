@@ -30,9 +30,7 @@ const chromiumPath = "/usr/bin/chromium"
 // requests.png is also written there (the README's screenshot; a relative dir is taken
 // from the repository root).
 func TestBrowserReviewPage(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("browser test skipped: %s not found (apt-get install chromium)", chromiumPath)
-	}
+	skipWithoutChromium(t)
 	be := startBackend(t)
 	c := startPreview(t, "store sqlite {{DB}}", be)
 
@@ -77,32 +75,12 @@ func TestBrowserReviewPage(t *testing.T) {
 		return ""
 	})
 
-	artifacts, err := os.MkdirTemp("", "scim-shadow-browser-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshots in %s", artifacts)
 	docs := os.Getenv("SCIM_SHADOW_SCREENSHOTS")
 	if docs != "" && !filepath.IsAbs(docs) {
 		docs = filepath.Join("..", docs) // relative to the repository, not to integration/
 	}
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.WindowSize(1280, 900),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancelCtx := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf),
-		// This chromium is newer than cdproto: ignore the events cdproto cannot decode.
-		chromedp.WithErrorf(func(string, ...any) {}))
-	defer cancelCtx()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
+	b := startBrowser(t)
+	ctx, run, shot, text, count, location := b.ctx, b.run, b.shot, b.text, b.count, b.location
 
 	// A script that ran would open a dialog (alert): count them.
 	var dialogs atomic.Int32
@@ -113,50 +91,6 @@ func TestBrowserReviewPage(t *testing.T) {
 		}
 	})
 
-	run := func(step string, actions ...chromedp.Action) {
-		t.Helper()
-		if err := chromedp.Run(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", step, err)
-		}
-	}
-	shot := func(name string, also ...string) chromedp.Action {
-		return chromedp.ActionFunc(func(ctx context.Context) error {
-			var png []byte
-			if err := chromedp.FullScreenshot(&png, 100).Do(ctx); err != nil {
-				return err
-			}
-			for _, dir := range append([]string{artifacts}, also...) {
-				if dir == "" {
-					continue
-				}
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					return err
-				}
-				if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	text := func(sel string) string {
-		t.Helper()
-		var s string
-		run("reading "+sel, chromedp.TextContent(sel, &s, chromedp.ByQuery))
-		return s
-	}
-	count := func(sel string) int {
-		t.Helper()
-		var nodes []*cdp.Node
-		run("counting "+sel, chromedp.Nodes(sel, &nodes, chromedp.ByQueryAll, chromedp.AtLeast(0)))
-		return len(nodes)
-	}
-	location := func() string {
-		t.Helper()
-		var loc string
-		run("reading the location", chromedp.Location(&loc))
-		return loc
-	}
 	// follow clicks a link or button and waits for the page it leads to.
 	follow := func(step, sel string) {
 		t.Helper()
@@ -374,6 +308,102 @@ func TestBrowserReviewPage(t *testing.T) {
 	if status, m := c.review(t, http.MethodGet, "/connections/acme/records", nil); status != http.StatusOK || len(m["records"].([]any)) != 0 {
 		t.Errorf("after clearing the API says %d %v", status, m)
 	}
+}
+
+// skipWithoutChromium skips a browser test on a machine without chromiumPath.
+func skipWithoutChromium(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("browser test skipped: %s not found (apt-get install chromium)", chromiumPath)
+	}
+}
+
+// browser is a headless Chromium for one test, with its screenshots' directory.
+type browser struct {
+	t         *testing.T
+	ctx       context.Context
+	artifacts string // full-page screenshots, under $TMPDIR (logged)
+}
+
+// startBrowser starts Chromium; it stops with the test, or after two minutes.
+func startBrowser(t *testing.T) *browser {
+	t.Helper()
+	artifacts, err := os.MkdirTemp("", "scim-shadow-browser-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots in %s", artifacts)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf),
+		// This chromium is newer than cdproto: ignore the events cdproto cannot decode.
+		chromedp.WithErrorf(func(string, ...any) {}))
+	t.Cleanup(cancelCtx)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(cancel)
+	return &browser{t: t, ctx: ctx, artifacts: artifacts}
+}
+
+// run runs the actions of one step; a failure ends the test.
+func (b *browser) run(step string, actions ...chromedp.Action) {
+	b.t.Helper()
+	if err := chromedp.Run(b.ctx, actions...); err != nil {
+		b.t.Fatalf("%s: %v", step, err)
+	}
+}
+
+// shot saves a full-page screenshot as name.png in the artifacts and in the directories
+// also names ("" is skipped).
+func (b *browser) shot(name string, also ...string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var png []byte
+		if err := chromedp.FullScreenshot(&png, 100).Do(ctx); err != nil {
+			return err
+		}
+		for _, dir := range append([]string{b.artifacts}, also...) {
+			if dir == "" {
+				continue
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// text is the text of the first element sel matches.
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	var s string
+	b.run("reading "+sel, chromedp.TextContent(sel, &s, chromedp.ByQuery))
+	return s
+}
+
+// count is how many elements sel matches.
+func (b *browser) count(sel string) int {
+	b.t.Helper()
+	var nodes []*cdp.Node
+	b.run("counting "+sel, chromedp.Nodes(sel, &nodes, chromedp.ByQueryAll, chromedp.AtLeast(0)))
+	return len(nodes)
+}
+
+// location is the page's URL.
+func (b *browser) location() string {
+	b.t.Helper()
+	var loc string
+	b.run("reading the location", chromedp.Location(&loc))
+	return loc
 }
 
 // scriptName is a userName an attacker could choose: the page must show it as text.

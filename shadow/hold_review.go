@@ -1,6 +1,7 @@
 package shadow
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,10 @@ type DecisionFilter struct {
 	Deprovisions bool    `json:"deprovisions,omitempty"`
 	// Guard selects the records a guard held ("deprovision", "member_removal").
 	Guard string `json:"guard,omitempty"`
+
+	// Set by the review page's bulk actions only (not in the JSON API):
+	status     RecordStatus // only records with this status
+	errorsOnly bool         // only records with predicted errors
 }
 
 func (f DecisionFilter) empty() bool {
@@ -72,16 +77,15 @@ func decideOne(to RecordStatus) func(*ReviewAPI, http.ResponseWriter, *http.Requ
 			writeReviewError(w, http.StatusInternalServerError, fmt.Sprintf("reading record: %v", err))
 			return
 		}
-		changed, err := a.Store.DecideRecords(r.Context(), conn, []int64{id}, to)
+		changed, err := a.decide(r.Context(), conn, []int64{id}, to)
 		if err != nil {
 			writeReviewError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		if len(changed) == 0 {
-			writeReviewError(w, http.StatusConflict, fmt.Sprintf("record %d is %s: only held or failed records can be approved, and held, failed or approved ones ignored", id, rec.Status))
+			writeReviewError(w, http.StatusConflict, notWaitingMessage(id, rec.Status))
 			return
 		}
-		a.decided(conn, changed, to)
 		writeReviewJSON(w, http.StatusOK, map[string]any{decisionKey(to): changed})
 	}
 }
@@ -100,12 +104,7 @@ func decideMany(to RecordStatus) func(*ReviewAPI, http.ResponseWriter, *http.Req
 			writeReviewError(w, http.StatusBadRequest, `empty filter: send {"all":true} to select every waiting record`)
 			return
 		}
-		ids, err := a.selectWaiting(r, conn, f, to)
-		if err != nil {
-			writeReviewError(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		changed, err := a.Store.DecideRecords(r.Context(), conn, ids, to)
+		changed, err := a.decideFilter(r.Context(), conn, f, to)
 		if err != nil {
 			writeReviewError(w, http.StatusInternalServerError, err.Error())
 			return
@@ -113,27 +112,25 @@ func decideMany(to RecordStatus) func(*ReviewAPI, http.ResponseWriter, *http.Req
 		if changed == nil {
 			changed = []int64{}
 		}
-		a.decided(conn, changed, to)
 		writeReviewJSON(w, http.StatusOK, map[string]any{decisionKey(to): changed})
 	}
 }
 
 // selectWaiting lists, in ascending order, the ids of the records f selects that the
 // decision applies to.
-func (a *ReviewAPI) selectWaiting(r *http.Request, conn string, f DecisionFilter, to RecordStatus) ([]int64, error) {
+func (a *ReviewAPI) selectWaiting(ctx context.Context, conn string, f DecisionFilter, to RecordStatus) ([]int64, error) {
 	want := map[int64]bool{}
 	for _, id := range f.IDs {
 		want[id] = true
 	}
-	statuses := []RecordStatus{StatusHeld, StatusFailed}
-	if to == StatusIgnored {
-		statuses = append(statuses, StatusApproved)
-	}
+	statuses := slices.DeleteFunc([]RecordStatus{StatusHeld, StatusFailed, StatusApproved}, func(st RecordStatus) bool {
+		return !decidable(st, to) || f.status != "" && st != f.status
+	})
 	var ids []int64
 	for _, st := range statuses {
 		q := RecordQuery{User: f.User, Group: f.Group, ResourceType: f.ResourceType, Method: strings.ToUpper(f.Method),
-			Deprovisions: f.Deprovisions, Status: st}
-		err := scanRecords(r.Context(), a.Store, conn, q, func(rec *Record) {
+			Deprovisions: f.Deprovisions, ErrorsOnly: f.errorsOnly, Status: st}
+		err := scanRecords(ctx, a.Store, conn, q, func(rec *Record) {
 			if len(want) > 0 && !want[rec.ID] {
 				return
 			}
@@ -150,9 +147,37 @@ func (a *ReviewAPI) selectWaiting(r *http.Request, conn string, f DecisionFilter
 	return ids, nil
 }
 
-// decided tells OnDecide of a decision that changed records.
-func (a *ReviewAPI) decided(conn string, ids []int64, to RecordStatus) {
-	if a.OnDecide != nil && len(ids) > 0 {
-		a.OnDecide(conn, ids, to)
+// decideFilter approves or ignores the waiting records f selects and returns the ids it
+// changed.
+func (a *ReviewAPI) decideFilter(ctx context.Context, conn string, f DecisionFilter, to RecordStatus) ([]int64, error) {
+	ids, err := a.selectWaiting(ctx, conn, f, to)
+	if err != nil {
+		return nil, err
 	}
+	return a.decide(ctx, conn, ids, to)
+}
+
+// decide approves or ignores the records ids (those that are waiting for it), tells
+// OnDecide, and returns the ids it changed. The JSON API and the review page both decide
+// through it.
+func (a *ReviewAPI) decide(ctx context.Context, conn string, ids []int64, to RecordStatus) ([]int64, error) {
+	changed, err := a.Store.DecideRecords(ctx, conn, ids, to)
+	if err != nil {
+		return nil, err
+	}
+	if a.OnDecide != nil && len(changed) > 0 {
+		a.OnDecide(conn, changed, to)
+	}
+	return changed, nil
+}
+
+// decidable reports whether a record with status st can be approved (to: approved) or
+// ignored (to: ignored).
+func decidable(st, to RecordStatus) bool {
+	return st == StatusHeld || st == StatusFailed || (to == StatusIgnored && st == StatusApproved)
+}
+
+// notWaitingMessage says why record id with status st cannot be decided.
+func notWaitingMessage(id int64, st RecordStatus) string {
+	return fmt.Sprintf("record %d is %s: only held or failed records can be approved, and held, failed or approved ones ignored", id, st)
 }

@@ -2,6 +2,7 @@ package shadow
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,7 @@ type reviewFixture struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
 	changes []string // "connection=mode" from OnModeChange
+	decided []string // "connection:ids=status" from OnDecide
 	ids     map[string][]int64
 }
 
@@ -38,6 +40,11 @@ func newReviewFixture(t *testing.T) *reviewFixture {
 		OnModeChange: func(c string, m Mode) {
 			f.mu.Lock()
 			f.changes = append(f.changes, c+"="+string(m))
+			f.mu.Unlock()
+		},
+		OnDecide: func(c string, ids []int64, to RecordStatus) {
+			f.mu.Lock()
+			f.decided = append(f.decided, fmt.Sprintf("%s:%v=%s", c, ids, to))
 			f.mu.Unlock()
 		},
 	}

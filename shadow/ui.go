@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,8 +29,13 @@ import (
 //
 //	GET  /ui/                                   → connections
 //	GET  /ui/connections                        connections, modes, counts
-//	GET  /ui/connections/{c}/requests           ?user=&group=&errors=1&deprovisions=1&cursor=
+//	GET  /ui/connections/{c}/requests           ?user=&group=&status=&errors=1&deprovisions=1&cursor=
 //	GET  /ui/connections/{c}/requests/{id}      one request: original, effective, diff, findings
+//	GET  /ui/connections/{c}/requests/{id}/approve  confirmation; POST approves (token)
+//	GET  /ui/connections/{c}/requests/{id}/ignore   confirmation; POST ignores (token)
+//	GET  /ui/connections/{c}/requests/approve?filter=  confirmation; POST approves every
+//	     waiting request the requests page's filter (a query string) selects (token, filter)
+//	GET  /ui/connections/{c}/requests/ignore?filter=   the same, ignoring
 //	GET  /ui/connections/{c}/resources          ?user=&group=&errors=1&type=&cursor=
 //	GET  /ui/connections/{c}/warnings           ?attribute=&cursor=: per attribute, users
 //	GET  /ui/connections/{c}/warnings/users/{k} one user's warnings with example requests
@@ -72,13 +78,16 @@ var uiTemplates = sync.OnceValue(func() map[string]*template.Template {
 	return pages
 })
 
-// uiActions are the state-changing actions. Approving or ignoring a held request (the
-// approval queue) belongs here too: a uiAction on /ui/connections/{c}/requests/{id}/approve
-// (and …/ignore) whose apply calls the store, and a button in the "record-actions" block
-// of layout.html.
+// uiActions are the state-changing actions. Approve and ignore decide through
+// ReviewAPI.decide, as the JSON API does; their buttons are in the "record-actions" block
+// of layout.html and the bulk form of requests.html.
 var uiActions = []uiAction{
 	{pattern: "/ui/connections/{c}/mode", field: "to", confirm: (*ReviewAPI).confirmMode, apply: (*ReviewAPI).applyMode},
 	{pattern: "/ui/connections/{c}/clear", confirm: (*ReviewAPI).confirmClear, apply: (*ReviewAPI).applyClear},
+	{pattern: "/ui/connections/{c}/requests/{id}/approve", confirm: confirmDecision(StatusApproved), apply: applyDecision(StatusApproved)},
+	{pattern: "/ui/connections/{c}/requests/{id}/ignore", confirm: confirmDecision(StatusIgnored), apply: applyDecision(StatusIgnored)},
+	{pattern: "/ui/connections/{c}/requests/approve", field: "filter", confirm: confirmBulk(StatusApproved), apply: applyBulk(StatusApproved)},
+	{pattern: "/ui/connections/{c}/requests/ignore", field: "filter", confirm: confirmBulk(StatusIgnored), apply: applyBulk(StatusIgnored)},
 }
 
 // uiRoutes is the mux of the review page.
@@ -115,7 +124,7 @@ func (a *ReviewAPI) serveUI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.serveMux(uiRoutes(), w, r, func(w http.ResponseWriter, r *http.Request, status int, msg string) {
-		a.uiError(w, r, &uiStatusError{status, strings.ToUpper(msg[:1]) + msg[1:] + "."})
+		a.uiError(w, r, &uiStatusError{status, uiCapital(msg) + "."})
 	})
 }
 
@@ -387,6 +396,12 @@ type uiRecord struct {
 	FindingList []uiFinding
 }
 
+// CanApprove reports whether the record waits for an approval (held or failed).
+func (r uiRecord) CanApprove() bool { return decidable(r.Status, StatusApproved) }
+
+// CanIgnore reports whether the record can be ignored (held, failed or approved).
+func (r uiRecord) CanIgnore() bool { return decidable(r.Status, StatusIgnored) }
+
 func uiRecordView(rec Record, base string, now time.Time, maxLen int) uiRecord {
 	var cs []Change
 	if len(rec.Changes) > 0 {
@@ -422,27 +437,74 @@ func uiTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // filtered view can be shared by its URL.
 type uiFilters struct {
 	User, Group, Type   string
+	Status              RecordStatus // the requests page only
 	Errors, Deprovision bool
 	Active              bool // any filter is set
 }
 
+// uiStatuses are the choices of the status filter.
+var uiStatuses = []RecordStatus{StatusHeld, StatusFailed, StatusApproved, StatusPending, StatusIgnored,
+	StatusForwarding, StatusForwarded, StatusObserved}
+
+// Statuses are the choices of the status filter.
+func (uiFilters) Statuses() []RecordStatus { return uiStatuses }
+
 func uiReadFilters(v url.Values) (uiFilters, error) {
-	f := uiFilters{User: v.Get("user"), Group: v.Get("group"), Type: v.Get("type")}
+	f := uiFilters{User: v.Get("user"), Group: v.Get("group"), Type: v.Get("type"), Status: RecordStatus(v.Get("status"))}
 	var err error
 	if f.Errors, err = queryFlag(v, "errors"); err == nil {
 		f.Deprovision, err = queryFlag(v, "deprovisions")
 	}
+	if err == nil && f.Status != "" && !validStatuses[f.Status] {
+		err = fmt.Errorf("unknown status %q", f.Status)
+	}
 	if err != nil {
 		return f, &uiStatusError{http.StatusBadRequest, err.Error()}
 	}
-	f.Active = f.User != "" || f.Group != "" || f.Type != "" || f.Errors || f.Deprovision
+	f.Active = f.User != "" || f.Group != "" || f.Type != "" || f.Status != "" || f.Errors || f.Deprovision
 	return f, nil
 }
+
+// decision is the DecisionFilter of the requests page's filters.
+func (f uiFilters) decision() DecisionFilter {
+	return DecisionFilter{User: f.User, Group: f.Group, Deprovisions: f.Deprovision, status: f.Status, errorsOnly: f.Errors}
+}
+
+// describe names the filters in words.
+func (f uiFilters) describe() string {
+	var parts []string
+	for _, p := range [][2]string{{"status", string(f.Status)}, {"user", f.User}, {"group", f.Group}} {
+		if p[1] != "" {
+			parts = append(parts, p[0]+" "+strconv.Quote(p[1]))
+		}
+	}
+	if f.Errors {
+		parts = append(parts, "with predicted errors")
+	}
+	if f.Deprovision {
+		parts = append(parts, "deprovisions")
+	}
+	if len(parts) == 0 {
+		return "no filter"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// CanApproveAll and CanIgnoreAll report whether the requests page offers approving or
+// ignoring every request its filters show: only when they select a status that waits
+// for that decision.
+func (f uiFilters) CanApproveAll() bool { return f.Status != "" && decidable(f.Status, StatusApproved) }
+
+// CanIgnoreAll: see CanApproveAll.
+func (f uiFilters) CanIgnoreAll() bool { return f.Status != "" && decidable(f.Status, StatusIgnored) }
+
+// Encoded is the filters as a query string without a cursor: the bulk actions' value.
+func (f uiFilters) Encoded() string { return strings.TrimPrefix(f.query(""), "?") }
 
 // query returns the filters as a query string with the given cursor.
 func (f uiFilters) query(cursor string) string {
 	v := url.Values{}
-	for k, s := range map[string]string{"user": f.User, "group": f.Group, "type": f.Type, "cursor": cursor} {
+	for k, s := range map[string]string{"user": f.User, "group": f.Group, "type": f.Type, "status": string(f.Status), "cursor": cursor} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -480,7 +542,7 @@ func (a *ReviewAPI) uiRequests(r *http.Request) (uiView, error) {
 		return uiView{}, err
 	}
 	cursor := r.URL.Query().Get("cursor")
-	recs, next, err := a.Store.Records(r.Context(), conn, RecordQuery{User: f.User, Group: f.Group,
+	recs, next, err := a.Store.Records(r.Context(), conn, RecordQuery{User: f.User, Group: f.Group, Status: f.Status,
 		ErrorsOnly: f.Errors, Deprovisions: f.Deprovision, Cursor: cursor, Limit: uiPageSize})
 	if err != nil {
 		return uiView{}, uiQueryError(err, "listing requests")
@@ -543,19 +605,29 @@ func newUIRequestPair(original, effective StoredRequest) uiRequestPair {
 	}
 }
 
-func (a *ReviewAPI) uiRequest(r *http.Request) (uiView, error) {
-	conn := r.PathValue("c")
+// uiPathRecord reads the record of the path's {c} and {id}.
+func (a *ReviewAPI) uiPathRecord(r *http.Request) (Record, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id < 1 {
-		return uiView{}, &uiStatusError{http.StatusNotFound, "No such request."}
+		return Record{}, &uiStatusError{http.StatusNotFound, "No such request."}
 	}
-	rec, err := a.Store.Record(r.Context(), conn, id)
+	rec, err := a.Store.Record(r.Context(), r.PathValue("c"), id)
 	if errors.Is(err, ErrNotFound) {
-		return uiView{}, &uiStatusError{http.StatusNotFound, "No such request."}
+		return Record{}, &uiStatusError{http.StatusNotFound, "No such request."}
 	}
 	if err != nil {
-		return uiView{}, fmt.Errorf("reading request %d: %w", id, err)
+		return Record{}, fmt.Errorf("reading request %d: %w", id, err)
 	}
+	return rec, nil
+}
+
+func (a *ReviewAPI) uiRequest(r *http.Request) (uiView, error) {
+	conn := r.PathValue("c")
+	rec, err := a.uiPathRecord(r)
+	if err != nil {
+		return uiView{}, err
+	}
+	id := rec.ID
 	body := struct {
 		uiRecord
 		Pair              uiRequestPair
@@ -835,4 +907,134 @@ func (a *ReviewAPI) applyClear(r *http.Request, _ string) (string, error) {
 		return "", fmt.Errorf("clearing the preview of %s: %w", conn, err)
 	}
 	return "requests", nil
+}
+
+// uiDecisionText says what approving (to: approved) or ignoring a request does.
+func uiDecisionText(to RecordStatus) string {
+	if to == StatusApproved {
+		return "Nothing is sent now: the IdP's next identical retry will be forwarded to the backend."
+	}
+	return "The backend never gets this write: later retries get a final 403 and the IdP stops retrying."
+}
+
+// uiDecisionVerb is the button's word of a decision.
+func uiDecisionVerb(to RecordStatus) string {
+	if to == StatusApproved {
+		return "Approve"
+	}
+	return "Ignore"
+}
+
+func confirmDecision(to RecordStatus) func(*ReviewAPI, *http.Request, string) (uiConfirm, error) {
+	return func(a *ReviewAPI, r *http.Request, _ string) (uiConfirm, error) {
+		rec, err := a.uiPathRecord(r)
+		if err != nil {
+			return uiConfirm{}, err
+		}
+		if !decidable(rec.Status, to) {
+			return uiConfirm{}, &uiStatusError{http.StatusConflict, uiCapital(notWaitingMessage(rec.ID, rec.Status)) + "."}
+		}
+		what := rec.Key
+		if what == "" {
+			what = rec.ResourceID
+		}
+		c := uiConfirm{
+			Heading: fmt.Sprintf("%s request #%d of %s?", uiDecisionVerb(to), rec.ID, rec.Connection),
+			Lines: []string{
+				strings.TrimSpace(fmt.Sprintf("%s %s %s (%s), status %s.", rec.Method, rec.ResourceType, what, rec.Path, rec.Status)),
+				uiDecisionText(to),
+			},
+			Button:   uiDecisionVerb(to),
+			Danger:   to == StatusApproved && (rec.Deprovision || rec.Method == http.MethodDelete),
+			CancelTo: "../" + strconv.FormatInt(rec.ID, 10),
+		}
+		if rec.HoldReason != "" {
+			c.Lines = slices.Insert(c.Lines, 1, "Held because: "+rec.HoldReason)
+		}
+		return c, nil
+	}
+}
+
+func applyDecision(to RecordStatus) func(*ReviewAPI, *http.Request, string) (string, error) {
+	return func(a *ReviewAPI, r *http.Request, _ string) (string, error) {
+		rec, err := a.uiPathRecord(r)
+		if err != nil {
+			return "", err
+		}
+		changed, err := a.decide(r.Context(), rec.Connection, []int64{rec.ID}, to)
+		if err != nil {
+			return "", fmt.Errorf("deciding request %d: %w", rec.ID, err)
+		}
+		if len(changed) == 0 {
+			return "", &uiStatusError{http.StatusConflict, uiCapital(notWaitingMessage(rec.ID, rec.Status)) + "."}
+		}
+		return "../" + strconv.FormatInt(rec.ID, 10), nil
+	}
+}
+
+// uiBulkFilter reads a bulk action's filter: a requests page's query string that selects
+// a status waiting for the decision.
+func uiBulkFilter(value string, to RecordStatus) (uiFilters, error) {
+	v, err := url.ParseQuery(value)
+	if err != nil {
+		return uiFilters{}, &uiStatusError{http.StatusBadRequest, "Unreadable filter."}
+	}
+	f, err := uiReadFilters(v)
+	if err == nil && (f.Status == "" || !decidable(f.Status, to)) {
+		err = &uiStatusError{http.StatusBadRequest, "Filter the requests by a status that can be " + string(to) + " first."}
+	}
+	return f, err
+}
+
+func confirmBulk(to RecordStatus) func(*ReviewAPI, *http.Request, string) (uiConfirm, error) {
+	return func(a *ReviewAPI, r *http.Request, value string) (uiConfirm, error) {
+		conn := r.PathValue("c")
+		f, err := uiBulkFilter(value, to)
+		if err != nil {
+			return uiConfirm{}, err
+		}
+		ids, err := a.selectWaiting(r.Context(), conn, f.decision(), to)
+		if err != nil {
+			return uiConfirm{}, err
+		}
+		back := "../requests?" + f.Encoded()
+		if len(ids) == 0 {
+			return uiConfirm{}, &uiStatusError{http.StatusConflict, "No request matches the filter (" + f.describe() + ")."}
+		}
+		plural := "s"
+		if len(ids) == 1 {
+			plural = ""
+		}
+		return uiConfirm{
+			Heading: fmt.Sprintf("%s %d request%s of %s?", uiDecisionVerb(to), len(ids), plural, conn),
+			Lines: []string{
+				fmt.Sprintf("%d request%s match the filter (%s), on every page of the list. The filter is applied again when you confirm.", len(ids), plural, f.describe()),
+				"For each: " + uiDecisionText(to),
+			},
+			Button:   fmt.Sprintf("%s %d request%s", uiDecisionVerb(to), len(ids), plural),
+			Danger:   to == StatusApproved,
+			CancelTo: back,
+		}, nil
+	}
+}
+
+func applyBulk(to RecordStatus) func(*ReviewAPI, *http.Request, string) (string, error) {
+	return func(a *ReviewAPI, r *http.Request, value string) (string, error) {
+		f, err := uiBulkFilter(value, to)
+		if err != nil {
+			return "", err
+		}
+		if _, err := a.decideFilter(r.Context(), r.PathValue("c"), f.decision(), to); err != nil {
+			return "", fmt.Errorf("deciding the requests of the filter: %w", err)
+		}
+		return "../requests?" + f.Encoded(), nil
+	}
+}
+
+// uiCapital is s with its first letter upper-cased.
+func uiCapital(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }

@@ -2,6 +2,7 @@ package shadow
 
 import (
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -448,5 +449,183 @@ func TestUIRequestsPaging(t *testing.T) {
 	}
 	if status, _, _ := f.req(http.MethodGet, "/ui/connections/acme/requests?cursor=garbage", nil, nil); status != http.StatusBadRequest {
 		t.Errorf("a bad cursor: %d, want 400", status)
+	}
+}
+
+// uiHeld saves a record of acme waiting for a decision and returns its id.
+func (f *uiFixture) uiHeld(key string, st RecordStatus, backendStatus int, backendError string) int64 {
+	f.t.Helper()
+	now := time.Now().UTC()
+	rec := mustSave(f.t, f.store, &Record{Connection: "acme", Method: "DELETE", Path: "/scim/v2/Users/id-" + key,
+		ResourceType: "User", ResourceID: "id-" + key, Key: key, Operation: "delete", Status: st, Deprovision: true,
+		DedupeHash: "held-" + key, CreatedAt: now, LastSeenAt: now, Attempts: 1,
+		HoldReason:    "hold delete: deletes of User wait for approval",
+		BackendStatus: backendStatus, BackendError: backendError,
+		Subjects: []Subject{{Kind: "user", ID: "id-" + key, Key: key}}})
+	return rec.ID
+}
+
+// status reads a record's status from the store.
+func (f *uiFixture) status(id int64) RecordStatus {
+	f.t.Helper()
+	rec, err := f.store.Record(f.t.Context(), "acme", id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return rec.Status
+}
+
+func TestUIApproveAndIgnore(t *testing.T) {
+	f := newUIFixture(t)
+	held := f.uiHeld("held@example.com", StatusHeld, 0, "")
+	failed := f.uiHeld("failed@example.com", StatusFailed, 500, "boom <b>")
+	rp := func(id int64) string { return "/ui/connections/acme/requests/" + itoa(id) }
+
+	// The list: badges, the hold reason, buttons only where a decision applies.
+	list := f.get("/ui/connections/acme/requests")
+	for _, want := range []string{`status-held">held</span>`, `status-failed">failed</span>`, "backend answered 500: boom &lt;b&gt;",
+		"<strong>Held because:</strong> hold delete: deletes of User wait for approval", `requests/` + itoa(held) + `/approve"`,
+		`requests/` + itoa(failed) + `/ignore"`, `status-pending">pending</span>`} {
+		if !strings.Contains(list, want) {
+			t.Errorf("requests page lacks %s", want)
+		}
+	}
+	if n := strings.Count(list, `/approve"><button`); n != 2 {
+		t.Errorf("%d approve buttons, want 2 (held and failed only)", n)
+	}
+	if page := f.get("/ui/connections"); !strings.Contains(page, `<span class="badge held">1 held</span>`) {
+		t.Errorf("connections page lacks the held count")
+	}
+
+	// Approve through the detail page's confirmation.
+	detail := f.get(rp(held))
+	if !strings.Contains(detail, "Approve…") || !strings.Contains(detail, "Ignore…") || !strings.Contains(detail, "Held because:") {
+		t.Errorf("detail page:\n%s", detail)
+	}
+	confirm := f.get(rp(held) + "/approve")
+	if !strings.Contains(confirm, "the IdP&#39;s next identical retry will be forwarded to the backend") {
+		t.Errorf("approve confirmation:\n%s", confirm)
+	}
+	token := uiFormToken(t, confirm)
+	for name, c := range map[string]struct {
+		form   url.Values
+		header map[string]string
+	}{
+		"without token":           {url.Values{}, nil},
+		"with the ignore's token": {url.Values{"token": {uiFormToken(t, f.get(rp(held)+"/ignore"))}}, nil},
+		"from another origin":     {url.Values{"token": {token}}, map[string]string{"Origin": "https://evil.example"}},
+	} {
+		if status, body, _ := f.req(http.MethodPost, rp(held)+"/approve", c.form, c.header); status != http.StatusForbidden {
+			t.Errorf("approve %s: %d, want 403\n%s", name, status, body)
+		}
+	}
+	if st := f.status(held); st != StatusHeld {
+		t.Fatalf("a refused POST changed the record: %s", st)
+	}
+	status, body, h := f.req(http.MethodPost, rp(held)+"/approve", url.Values{"token": {token}}, map[string]string{"Origin": f.srv.URL})
+	if status != http.StatusSeeOther || h.Get("Location") != "../"+itoa(held) {
+		t.Fatalf("approve: %d %q\n%s", status, h.Get("Location"), body)
+	}
+	if st := f.status(held); st != StatusApproved {
+		t.Fatalf("approved record is %s", st)
+	}
+	detail = f.get(rp(held))
+	if !strings.Contains(detail, `status-approved">approved</span>`) || strings.Contains(detail, "Approve…") || !strings.Contains(detail, "Ignore…") {
+		t.Errorf("detail after approving:\n%s", detail)
+	}
+	// Approving it again: the confirmation and the old token's POST are conflicts.
+	if status, _, _ := f.req(http.MethodGet, rp(held)+"/approve", nil, nil); status != http.StatusConflict {
+		t.Errorf("second approve confirmation: %d, want 409", status)
+	}
+	if status, _, _ := f.req(http.MethodPost, rp(held)+"/approve", url.Values{"token": {token}}, nil); status != http.StatusConflict {
+		t.Errorf("second approve: %d, want 409", status)
+	}
+
+	// Ignore the approved record.
+	confirm = f.get(rp(held) + "/ignore")
+	if !strings.Contains(confirm, "later retries get a final 403 and the IdP stops retrying") {
+		t.Errorf("ignore confirmation:\n%s", confirm)
+	}
+	if status, _, _ := f.req(http.MethodPost, rp(held)+"/ignore", url.Values{"token": {uiFormToken(t, confirm)}}, nil); status != http.StatusSeeOther {
+		t.Fatalf("ignore: %d", status)
+	}
+	if st := f.status(held); st != StatusIgnored {
+		t.Fatalf("ignored record is %s", st)
+	}
+	if detail := f.get(rp(held)); strings.Contains(detail, "Ignore…") || !strings.Contains(detail, `status-ignored">ignored</span>`) {
+		t.Errorf("detail after ignoring:\n%s", detail)
+	}
+	// A pending record cannot be decided.
+	if status, _, _ := f.req(http.MethodGet, rp(f.adaID)+"/approve", nil, nil); status != http.StatusConflict {
+		t.Errorf("approving a pending request: %d, want 409", status)
+	}
+	f.mu.Lock()
+	if got := strings.Join(f.decided, ","); got != fmt.Sprintf("acme:[%d]=approved,acme:[%d]=ignored", held, held) {
+		t.Errorf("OnDecide calls %s", got)
+	}
+	f.mu.Unlock()
+}
+
+func TestUIBulkApproveAndIgnore(t *testing.T) {
+	f := newUIFixture(t)
+	a := f.uiHeld("a@example.com", StatusHeld, 0, "")
+	b := f.uiHeld("b@example.com", StatusHeld, 0, "")
+	failed := f.uiHeld("c@example.com", StatusFailed, 502, "bad gateway")
+
+	// Filtered by status: the held ones, with both bulk buttons.
+	page := f.get("/ui/connections/acme/requests?status=held")
+	if strings.Count(page, `<article class="request`) != 2 || !strings.Contains(page, "Approve all shown…") ||
+		!strings.Contains(page, "Ignore all shown…") || !strings.Contains(page, `<option value="held" selected>`) {
+		t.Errorf("held requests page:\n%s", page)
+	}
+	if page := f.get("/ui/connections/acme/requests"); strings.Contains(page, "all shown…") {
+		t.Errorf("bulk buttons without a status filter")
+	}
+	if status, _, _ := f.req(http.MethodGet, "/ui/connections/acme/requests?status=bogus", nil, nil); status != http.StatusBadRequest {
+		t.Errorf("unknown status: %d, want 400", status)
+	}
+	if status, _, _ := f.req(http.MethodGet, "/ui/connections/acme/requests/approve?filter=user%3Da%40example.com", nil, nil); status != http.StatusBadRequest {
+		t.Errorf("bulk approve without a status: %d, want 400", status)
+	}
+
+	// Approve the held ones of one user: the confirmation counts them.
+	filter := url.Values{"status": {"held"}, "user": {"a@example.com"}}.Encode()
+	confirm := f.get("/ui/connections/acme/requests/approve?filter=" + url.QueryEscape(filter))
+	if !strings.Contains(confirm, "Approve 1 request of acme?") || !strings.Contains(confirm, `status &#34;held&#34;, user &#34;a@example.com&#34;`) {
+		t.Errorf("bulk confirmation:\n%s", confirm)
+	}
+	token := uiFormToken(t, confirm)
+	if status, _, _ := f.req(http.MethodPost, "/ui/connections/acme/requests/approve", url.Values{"token": {token},
+		"filter": {"status=held"}}, nil); status != http.StatusForbidden {
+		t.Errorf("bulk approve with another filter than the token's: %d, want 403", status)
+	}
+	status, _, h := f.req(http.MethodPost, "/ui/connections/acme/requests/approve", url.Values{"token": {token}, "filter": {filter}}, nil)
+	if status != http.StatusSeeOther || h.Get("Location") != "../requests?"+filter {
+		t.Fatalf("bulk approve: %d %q", status, h.Get("Location"))
+	}
+	if f.status(a) != StatusApproved || f.status(b) != StatusHeld || f.status(failed) != StatusFailed {
+		t.Errorf("after approving a's: %s %s %s", f.status(a), f.status(b), f.status(failed))
+	}
+
+	// Ignore all failed ones.
+	confirm = f.get("/ui/connections/acme/requests/ignore?filter=status%3Dfailed")
+	if !strings.Contains(confirm, "Ignore 1 request of acme?") || !strings.Contains(confirm, "final 403") {
+		t.Errorf("bulk ignore confirmation:\n%s", confirm)
+	}
+	if status, _, _ := f.req(http.MethodPost, "/ui/connections/acme/requests/ignore", url.Values{"token": {uiFormToken(t, confirm)},
+		"filter": {"status=failed"}}, nil); status != http.StatusSeeOther {
+		t.Fatalf("bulk ignore: %d", status)
+	}
+	if f.status(failed) != StatusIgnored || f.status(b) != StatusHeld {
+		t.Errorf("after ignoring the failed ones: %s %s", f.status(failed), f.status(b))
+	}
+	f.mu.Lock()
+	if got := strings.Join(f.decided, ","); got != fmt.Sprintf("acme:[%d]=approved,acme:[%d]=ignored", a, failed) {
+		t.Errorf("OnDecide calls %s", got)
+	}
+	f.mu.Unlock()
+	// Nothing left to approve among the failed ones: a conflict, not an empty confirmation.
+	if status, _, _ := f.req(http.MethodGet, "/ui/connections/acme/requests/approve?filter=status%3Dfailed", nil, nil); status != http.StatusConflict {
+		t.Errorf("bulk approve of nothing: %d, want 409", status)
 	}
 }
