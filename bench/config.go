@@ -34,6 +34,9 @@ type Config struct {
 	SyncGroupSize   int
 	SyncConcurrency int
 	SyncStores      []string // "sqlite", "postgres"
+	// SyncLimit caps the user creates' time; a sync cut short reports the rate it
+	// reached and the wall time projected from it.
+	SyncLimit time.Duration
 
 	ReviewRecords int      // 0 skips scenario 4
 	ReviewSamples int      // requests per endpoint
@@ -55,6 +58,7 @@ func Defaults() Config {
 		SyncGroupSize:     1000,
 		SyncConcurrency:   16,
 		SyncStores:        []string{"sqlite"},
+		SyncLimit:         150 * time.Second,
 		ReviewRecords:     1000000,
 		ReviewSamples:     40,
 		ReviewStores:      []string{"sqlite", "postgres"},
@@ -104,6 +108,7 @@ func (c Config) FromEnv() (Config, error) {
 	geti("BENCH_SYNC_GROUPS", &c.SyncGroups)
 	geti("BENCH_SYNC_GROUP_SIZE", &c.SyncGroupSize)
 	geti("BENCH_SYNC_CONCURRENCY", &c.SyncConcurrency)
+	getd("BENCH_SYNC_LIMIT", &c.SyncLimit)
 	geti("BENCH_REVIEW_RECORDS", &c.ReviewRecords)
 	geti("BENCH_REVIEW_SAMPLES", &c.ReviewSamples)
 	getl := func(name string, v *[]string) {

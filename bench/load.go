@@ -28,8 +28,8 @@ type Check func(req Req, status int, header http.Header) bool
 type Load struct {
 	Base        string        // http://127.0.0.1:port
 	Concurrency int           // workers, each with its own keep-alive connection
-	Duration    time.Duration // run this long, unless Total is set
-	Total       int           // run exactly this many requests
+	Duration    time.Duration // run at most this long (0: no limit, with Total)
+	Total       int           // run at most this many requests (0: no limit)
 	Gen         Gen
 	Check       Check // nil: any 2xx
 }
@@ -78,7 +78,7 @@ func (l Load) Run(ctx context.Context) Result {
 	if check == nil {
 		check = func(_ Req, status int, _ http.Header) bool { return status/100 == 2 }
 	}
-	if l.Total <= 0 && l.Duration > 0 {
+	if l.Duration > 0 { // with Total too: whichever comes first
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, l.Duration)
 		defer cancel()

@@ -94,6 +94,8 @@ type SyncResult struct {
 	UserStats, GroupStats    RunStats
 	PeakRSS, StoreBytes      int64
 	Recorded                 int64
+	UsersDone                int  // users created before SyncLimit
+	Projected                bool // Wall and UsersWall are projected from UsersDone
 }
 
 // ReviewResult is scenario 4 on one store.
@@ -255,7 +257,7 @@ func (rep *Report) Markdown(w io.Writer, notes string) {
 	p("  cached a minute). Wall time of both, Caddy's VmHWM at the end, store size on disk (SQLite:")
 	p("  the file with its -wal and -shm; PostgreSQL: the tables with indexes and TOAST).")
 	p("* **4. Review at scale**: %d records bulk-inserted by SQL into a store migrated through the", c.ReviewRecords)
-	p("  Store API (indexes dropped during the load and rebuilt; PostgreSQL then ANALYZEd, as")
+	p("  Store API (indexes dropped during the load and rebuilt; PostgreSQL then VACUUM ANALYZEd, as")
 	p("  autovacuum would have): 90%% user writes over %d users, 10%% group PATCHes (3 members added, 2", shapeOf(c.ReviewRecords).users)
 	p("  removed) over %d groups, 1%% with an error, 2%% deprovisioning, one user in 20 with an open", shapeOf(c.ReviewRecords).groups)
 	p("  warning; ~1.3 KB of JSON per row. Then %d sequential requests per endpoint (after 2 warm-up)", c.ReviewSamples)
@@ -273,7 +275,7 @@ func (rep *Report) Markdown(w io.Writer, notes string) {
 	p("Scale (defaults in parentheses): `BENCH_LIVE_ROUNDS` (5), `BENCH_LIVE_DURATION` (8s),")
 	p("`BENCH_LIVE_CONCURRENCY` (16), `BENCH_INGEST_DURATION` (6s), `BENCH_INGEST_CONCURRENCY` (1,8,64),")
 	p("`BENCH_SYNC_USERS` (100000), `BENCH_SYNC_GROUPS` (20), `BENCH_SYNC_GROUP_SIZE` (1000),")
-	p("`BENCH_SYNC_CONCURRENCY` (16), `BENCH_SYNC_STORES` (sqlite), `BENCH_REVIEW_RECORDS` (1000000),")
+	p("`BENCH_SYNC_CONCURRENCY` (16), `BENCH_SYNC_STORES` (sqlite), `BENCH_SYNC_LIMIT` (150s), `BENCH_REVIEW_RECORDS` (1000000),")
 	p("`BENCH_REVIEW_SAMPLES` (40), `BENCH_REVIEW_STORES` (sqlite,postgres), `BENCH_MICRO_BENCHTIME` (1s),")
 	p("`BENCH_NORMALIZE`, `BENCH_PROFILE=1` (CPU profiles of Caddy under load, from its admin")
 	p("endpoint, into the work directory), `BENCH_WORKDIR`, `BENCH_OUT` (BENCHMARKS.md). A scenario")
@@ -316,7 +318,11 @@ func (rep *Report) targets(p func(string, ...any)) {
 		}
 	}
 	for _, s := range rep.Sync {
-		p("| %d-user initial sync ≤ 60 s (%s, + %d groups of %d) | %.1f s | %s |", s.Users, s.Store, s.Groups, s.GroupSize, s.Wall.Seconds(), verdict(s.Wall <= time.Minute))
+		proj := ""
+		if s.Projected {
+			proj = fmt.Sprintf(" (projected: %d users done in the time limit)", s.UsersDone)
+		}
+		p("| %d-user initial sync ≤ 60 s (%s, + %d groups of %d) | %.1f s%s | %s |", s.Users, s.Store, s.Groups, s.GroupSize, s.Wall.Seconds(), proj, verdict(s.Wall <= time.Minute))
 		p("| initial sync Caddy peak RSS ≤ 256 MB (%s) | %d MiB | %s |", s.Store, s.PeakRSS>>20, verdict(s.PeakRSS <= 256<<20))
 	}
 	for _, rv := range rep.Review {
@@ -382,12 +388,18 @@ func (rep *Report) sync(p func(string, ...any)) {
 	}
 	p("## 3. Initial sync")
 	p("")
-	p("| store | users | groups × members | wall | of which users | users/s | Caddy peak RSS | store size | records |")
+	p("| store | users (done) | groups × members | wall | of which users | users/s | Caddy peak RSS | store size | records |")
 	p("|---|---|---|---|---|---|---|---|---|")
 	for _, s := range rep.Sync {
-		p("| %s | %d | %d × %d | %.1f s | %.1f s | %.0f | %d MiB | %d MiB | %d |", s.Store, s.Users, s.Groups, s.GroupSize,
-			s.Wall.Seconds(), s.UsersWall.Seconds(), float64(s.Users)/s.UsersWall.Seconds(), s.PeakRSS>>20, s.StoreBytes>>20, s.Recorded)
+		proj := ""
+		if s.Projected {
+			proj = " (projected)"
+		}
+		p("| %s | %d (%d) | %d × %d | %.1f s%s | %.1f s | %.0f | %d MiB | %d MiB | %d |", s.Store, s.Users, s.UsersDone, s.Groups, s.GroupSize,
+			s.Wall.Seconds(), proj, s.UsersWall.Seconds(), float64(s.Users)/s.UsersWall.Seconds(), s.PeakRSS>>20, s.StoreBytes>>20, s.Recorded)
 	}
+	p("")
+	p("Peak RSS and store size are those reached by the users done (all of them unless projected).")
 	p("")
 }
 

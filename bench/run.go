@@ -30,11 +30,11 @@ func (r *Runner) All(ctx context.Context) error {
 		on   bool
 		run  func(context.Context) error
 	}{
+		{"micro-benchmarks", c.MicroBenchtime != "", r.RunMicro},
 		{"live overhead", c.LiveRounds > 0, r.RunLive},
 		{"preview ingest", c.IngestDuration > 0 && len(c.IngestConcurrency) > 0, r.RunIngest},
 		{"initial sync", c.SyncUsers > 0, r.RunSync},
 		{"review at scale", c.ReviewRecords > 0, r.RunReview},
-		{"micro-benchmarks", c.MicroBenchtime != "", r.RunMicro},
 	}
 	for _, s := range steps {
 		if !s.on {

@@ -121,7 +121,14 @@ func (r *Runner) RunLive(ctx context.Context) error {
 	defer b.Stop()
 	res := &LiveResult{Concurrency: c.LiveConcurrency, Duration: c.LiveDuration, Normalize: c.Normalize}
 	r.Report.Live = res
+	profiled := !c.Profile
 	run := func(p *Caddy, d time.Duration) RunStats {
+		if !profiled && p == b && d == c.LiveDuration {
+			profiled = true
+			go func() {
+				_ = b.Profile(ctx, int(max(d/time.Second, 1)), filepath.Join(c.WorkDir, "live-b.cpu.pprof"))
+			}()
+		}
 		out := Load{Base: p.URL, Concurrency: c.LiveConcurrency, Duration: d, Gen: r.liveMix()}.Run(ctx)
 		if out.Errors > 0 {
 			r.note("live %s: %d errors, first: %s", p.Name, out.Errors, out.FirstErr)
@@ -132,11 +139,6 @@ func (r *Runner) RunLive(ctx context.Context) error {
 	r.logf("live: warming up both (%s each)", warm)
 	run(a, warm)
 	run(b, warm)
-	if c.Profile {
-		go func() {
-			_ = b.Profile(ctx, int(max(c.LiveDuration/time.Second, 1)), filepath.Join(c.WorkDir, "live-b.cpu.pprof"))
-		}()
-	}
 	for round := 0; round < c.LiveRounds; round++ {
 		var ra, rb RunStats
 		if round%2 == 0 {
@@ -367,7 +369,7 @@ func (r *Runner) RunSync(ctx context.Context) error {
 		defer p.Stop()
 		base := int(r.seq.Add(int64(c.SyncUsers))) - c.SyncUsers
 		began := time.Now()
-		users := Load{Base: p.URL, Concurrency: c.SyncConcurrency, Total: c.SyncUsers, Check: recorded, Gen: func(i int) Req {
+		users := Load{Base: p.URL, Concurrency: c.SyncConcurrency, Total: c.SyncUsers, Duration: c.SyncLimit, Check: recorded, Gen: func(i int) Req {
 			return Req{Method: http.MethodPost, Path: "/scim/v2/Users", Body: []byte(UserBody(base + i))}
 		}}.Run(ctx)
 		usersTook := time.Since(began)
@@ -376,7 +378,15 @@ func (r *Runner) RunSync(ctx context.Context) error {
 		}}.Run(ctx)
 		wall := time.Since(began)
 		res := SyncResult{Store: kind, Users: c.SyncUsers, Groups: c.SyncGroups, GroupSize: c.SyncGroupSize,
-			Concurrency: c.SyncConcurrency, Wall: wall, UsersWall: usersTook, UserStats: statsOf(users), GroupStats: statsOf(groups)}
+			Concurrency: c.SyncConcurrency, Wall: wall, UsersWall: usersTook, UserStats: statsOf(users), GroupStats: statsOf(groups),
+			UsersDone: int(users.Requests - users.Errors)}
+		if res.UsersDone < c.SyncUsers {
+			// Cut short by SyncLimit: project the users' part from the rate reached.
+			res.Projected = true
+			res.UsersWall = time.Duration(float64(usersTook) * float64(c.SyncUsers) / float64(max(res.UsersDone, 1)))
+			res.Wall = wall - usersTook + res.UsersWall
+			r.skip("sync on %s: cut at %s after %d of %d users (BENCH_SYNC_LIMIT); wall time projected from the rate reached", kind, c.SyncLimit, res.UsersDone, c.SyncUsers)
+		}
 		if res.PeakRSS, err = p.PeakRSS(); err != nil {
 			return err
 		}
@@ -395,7 +405,7 @@ func (r *Runner) RunSync(ctx context.Context) error {
 				r.note("sync %s: %d errors, first: %s", kind, l.Errors, l.FirstErr)
 			}
 		}
-		if want := int64(c.SyncUsers + c.SyncGroups); res.Recorded != want {
+		if want := int64(res.UsersDone + c.SyncGroups); res.Recorded != want {
 			r.note("sync %s: %d pending records, want %d", kind, res.Recorded, want)
 		}
 		return nil
