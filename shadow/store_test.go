@@ -530,8 +530,9 @@ func TestPostgresMigrationUpgrade(t *testing.T) {
 	checkUpgraded(t, s, oldID)
 }
 
-// TestSQLiteSubjectFilterPlan checks that the subject filters keep the walk of
-// (connection, id DESC) (no sort of the matches) and find subjects through their indexes.
+// TestSQLiteSubjectFilterPlan checks that the subject filters read records by id through
+// (connection, id DESC) (no sort of the matches, no scan) and find subjects and targets
+// through their indexes.
 func TestSQLiteSubjectFilterPlan(t *testing.T) {
 	s, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "plan.db"))
 	if err != nil {
@@ -558,10 +559,13 @@ func TestSQLiteSubjectFilterPlan(t *testing.T) {
 	}
 	joined := strings.Join(plan, "\n")
 	if strings.Contains(joined, "TEMP B-TREE") || strings.Contains(joined, "SCAN") || strings.Contains(joined, "CORRELATED") ||
-		// The walk along id: (connection, id DESC), or one of its partial forms (migration 006).
-		!regexp.MustCompile(`records_connection_(id|errors|deprovision) \(connection=\? AND id<\?\)`).MatchString(joined) ||
+		// Records by id, from the subjects' ids (id=?) or a walk (id<?), through
+		// (connection, id DESC) or one of its partial forms (migration 006).
+		!regexp.MustCompile(`records_connection_(id|errors|deprovision) \(connection=\? AND id[<=]\?`).MatchString(joined) ||
 		!strings.Contains(joined, "record_subjects_key (connection=? AND kind=? AND <expr>=?)") ||
-		!strings.Contains(joined, "record_subjects_id (connection=? AND kind=? AND subject_id=?)") {
+		!strings.Contains(joined, "record_subjects_id (connection=? AND kind=? AND subject_id=?)") ||
+		!strings.Contains(joined, "records_connection_key (connection=? AND <expr>=?)") ||
+		!strings.Contains(joined, "records_connection_resource_id (connection=? AND resource_id=?)") {
 		t.Errorf("plan of a filtered page:\n%s", joined)
 	}
 }
