@@ -34,7 +34,14 @@ func (r *Runner) skip(format string, args ...any) {
 	r.logf("skipped: %s", msg)
 }
 
-// note records a problem in the report and the log.
+// limit records a bound of the harness that cut a measurement short (not an error).
+func (r *Runner) limit(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.Report.Limits = append(r.Report.Limits, msg)
+	r.logf("limit: %s", msg)
+}
+
+// note records a problem (an error or a count that does not match) in the report and the log.
 func (r *Runner) note(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	r.Report.Problems = append(r.Report.Problems, msg)

@@ -7,11 +7,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 func main() {
 	backendAddr := flag.String("backend", "", "serve only the fast backend on this address")
 	smoke := flag.Bool("smoke", false, "every scenario at tiny scale (seconds)")
+	render := flag.String("render", "", "only write BENCHMARKS.md again from this report.json (with the current bench/NOTES.md)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -31,10 +34,45 @@ func main() {
 		}
 		return
 	}
+	if *render != "" {
+		if err := rerender(*render); err != nil {
+			fmt.Fprintln(os.Stderr, "scimbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, *smoke); err != nil {
 		fmt.Fprintln(os.Stderr, "scimbench:", err)
 		os.Exit(1)
 	}
+}
+
+// writeMarkdown writes the report with the findings of bench/NOTES.md to out.
+func writeMarkdown(rep *bench.Report, repo, out string) error {
+	notes, _ := os.ReadFile(filepath.Join(repo, "bench", "NOTES.md"))
+	var md bytes.Buffer
+	rep.Markdown(&md, string(notes))
+	if err := os.WriteFile(out, md.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", out, err)
+	}
+	return nil
+}
+
+// rerender writes BENCHMARKS.md again from a saved report (BENCH_OUT with .json).
+func rerender(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	repo, err := filepath.Abs(env("BENCH_REPO", "."))
+	if err != nil {
+		return err
+	}
+	return writeMarkdown(&rep, repo, env("BENCH_OUT", filepath.Join(repo, "BENCHMARKS.md")))
 }
 
 func env(name, def string) string {
@@ -105,15 +143,15 @@ func run(ctx context.Context, smoke bool) error {
 	if runErr != nil {
 		rep.Problems = append(rep.Problems, "the run stopped early: "+runErr.Error())
 	}
-	notes, _ := os.ReadFile(filepath.Join(repo, "bench", "NOTES.md"))
-	var md bytes.Buffer
-	rep.Markdown(&md, string(notes))
 	defOut := filepath.Join(repo, "BENCHMARKS.md")
 	if smoke {
 		defOut = filepath.Join(os.TempDir(), "BENCHMARKS-smoke.md")
 	}
 	out := env("BENCH_OUT", defOut)
-	if err := os.WriteFile(out, md.Bytes(), 0o644); err != nil {
+	if j, err := json.MarshalIndent(rep, "", "  "); err == nil {
+		_ = os.WriteFile(strings.TrimSuffix(out, ".md")+".json", j, 0o644)
+	}
+	if err := writeMarkdown(rep, repo, out); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "scimbench: wrote %s in %s\n", out, rep.Finished.Sub(rep.Started).Round(time.Second))
