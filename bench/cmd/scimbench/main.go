@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -23,7 +22,7 @@ import (
 func main() {
 	backendAddr := flag.String("backend", "", "serve only the fast backend on this address")
 	smoke := flag.Bool("smoke", false, "every scenario at tiny scale (seconds)")
-	render := flag.String("render", "", "only write BENCHMARKS.md again from this report.json (with the current bench/NOTES.md)")
+	render := flag.String("render", "", "only write BENCHMARKS.md again from the report.json of a kept work directory (with the current bench/NOTES.md)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -58,7 +57,7 @@ func writeMarkdown(rep *bench.Report, repo, out string) error {
 	return nil
 }
 
-// rerender writes BENCHMARKS.md again from a saved report (BENCH_OUT with .json).
+// rerender writes BENCHMARKS.md (or BENCH_OUT) again from a saved report.json.
 func rerender(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -149,7 +148,8 @@ func run(ctx context.Context, smoke bool) error {
 	}
 	out := env("BENCH_OUT", defOut)
 	if j, err := json.MarshalIndent(rep, "", "  "); err == nil {
-		_ = os.WriteFile(strings.TrimSuffix(out, ".md")+".json", j, 0o644)
+		// In the work directory (kept with BENCH_WORKDIR or BENCH_KEEP=1), for -render.
+		_ = os.WriteFile(filepath.Join(cfg.WorkDir, "report.json"), j, 0o644)
 	}
 	if err := writeMarkdown(rep, repo, out); err != nil {
 		return err
