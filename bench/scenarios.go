@@ -392,7 +392,7 @@ func (r *Runner) RunSync(ctx context.Context) error {
 			res.Projected = true
 			res.UsersWall = time.Duration(float64(usersTook) * float64(c.SyncUsers) / float64(max(res.UsersDone, 1)))
 			res.Wall = wall - usersTook + res.UsersWall
-			r.skip("sync on %s: cut at %s after %d of %d users (BENCH_SYNC_LIMIT); wall time projected from the rate reached", kind, c.SyncLimit, res.UsersDone, c.SyncUsers)
+			r.limit("sync on %s: cut at %s after %d of %d users (BENCH_SYNC_LIMIT); wall time projected from the rate reached", kind, c.SyncLimit, res.UsersDone, c.SyncUsers)
 		}
 		if res.PeakRSS, err = p.PeakRSS(); err != nil {
 			return err
