@@ -3,12 +3,14 @@
 #   make run     the example SCIM backend + Caddy with ./Caddyfile (Ctrl-C stops both)
 #   make test    go vet + every test with the race detector (the reliability suite small)
 #   make soak    the reliability suite at full size, with its table (≤ 20 minutes)
+#   make bench   the load harness (bench/): ≤ 15 minutes, writes BENCHMARKS.md; scale via BENCH_*
+#   make bench-smoke  every benchmark scenario at tiny scale (seconds); the numbers mean nothing
 
 CADDY_VERSION ?= v2.11.9
 MODULE        := github.com/scim-shadow/caddy-scim-shadow
-GO_SOURCES    := $(shell find . -name '*.go' -not -path './examples/*' -not -name '*_test.go') go.mod go.sum
+GO_SOURCES    := $(shell find . -name '*.go' -not -path './examples/*' -not -path './bench/*' -not -name '*_test.go') go.mod go.sum
 
-.PHONY: build run test soak fuzz clean
+.PHONY: build run test soak fuzz clean bench bench-smoke
 
 build: caddy
 
@@ -42,6 +44,16 @@ fuzz:
 	    echo "== $$pkg $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+# PostgreSQL runs use a fresh schema of this database (dropped after); unreachable: skipped.
+BENCH_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+export BENCH_POSTGRES_DSN
+
+bench: caddy
+	go run ./bench/cmd/scimbench
+
+bench-smoke: caddy
+	go run ./bench/cmd/scimbench -smoke
 
 clean:
 	rm -f ./caddy scim-shadow-demo.db* soak-table.txt

@@ -465,9 +465,9 @@ type pathlessEntry struct {
 // are far shorter; a longer one is refused like one that does not parse.
 const maxPathLen = 4096
 
-// parseSCIMPath parses a SCIM attribute path with filter-parser; a panic in the parser on
+// parseSCIMPathUncached parses a SCIM attribute path with filter-parser; a panic in the parser on
 // hostile input is turned into an error.
-func parseSCIMPath(s string) (p filter.Path, err error) {
+func parseSCIMPathUncached(s string) (p filter.Path, err error) {
 	if len(s) > maxPathLen {
 		return p, fmt.Errorf("path of %d bytes is longer than %d", len(s), maxPathLen)
 	}

@@ -1,0 +1,103 @@
+package shadow_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+
+	"github.com/scim-shadow/caddy-scim-shadow/bench"
+	"github.com/scim-shadow/caddy-scim-shadow/rules"
+	. "github.com/scim-shadow/caddy-scim-shadow/shadow"
+)
+
+// benchLive is a user as a backend returns it (~1 KB), the live state of the benchmarks.
+const benchLive = `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],` +
+	`"id":"u7","userName":"user7@example.org","name":{"givenName":"Isabel","familyName":"Moreno","formatted":"Isabel Moreno"},` +
+	`"emails":[{"primary":true,"value":"user7@example.org","type":"work"},{"value":"u7@home.example","type":"home"}],` +
+	`"displayName":"Isabel Moreno","externalId":"00u7","active":true,"title":"Platform Engineer","nickName":"Isa",` +
+	`"favoriteColor":"blue","locale":"es-ES","phoneNumbers":[{"value":"+34 600 000 000","type":"mobile","primary":true}],` +
+	`"addresses":[{"type":"work","streetAddress":"Calle de Alcala 1","locality":"Madrid","postalCode":"28014","country":"ES","primary":true}],` +
+	`"entitlements":[{"value":"vpn-access"},{"value":"prod-read"}],"roles":[{"value":"engineer","primary":true}],` +
+	`"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"Platform","employeeNumber":"E-1","costCenter":"CC-5100"},` +
+	`"meta":{"resourceType":"User","created":"2024-01-01T00:00:00Z","lastModified":"2024-01-01T00:00:00Z","location":"/scim/v2/Users/u7"}}`
+
+// benchPatchOp is an effective user PATCH (after the rules): paths and a path-less value.
+const benchPatchOp = `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[` +
+	`{"op":"replace","path":"favoriteColor","value":"teal"},` +
+	`{"op":"replace","value":{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department":"Dept 7","title":"Engineer 7"}},` +
+	`{"op":"add","path":"emails[type eq \"work\"].value","value":"isabel@example.org"},` +
+	`{"op":"replace","path":"active","value":false}]}`
+
+func BenchmarkApplyPatch(b *testing.B) {
+	live, op := []byte(benchLive), []byte(benchPatchOp)
+	if _, err := ApplyPatch(live, op); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := ApplyPatch(live, op); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDiff(b *testing.B) {
+	live := []byte(benchLive)
+	projected, err := ApplyPatch(live, []byte(benchPatchOp))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(Diff(live, projected)) == 0 {
+		b.Fatal("no changes")
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		_ = Diff(live, projected)
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps nothing.
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(int)             {}
+
+// BenchmarkEngineLive is the whole per-request work of a live Engine (classification, rule
+// rewriting of the body or query, the request handed on) with the five rules and the
+// payloads of the load harness (bench/), for each request kind of its mix; next only
+// drains the body.
+func BenchmarkEngineLive(b *testing.B) {
+	set, err := rules.Compile(bench.Rules())
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := &Engine{Rules: set, DefaultMode: ModeLive}
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	})
+	user, patch := []byte(bench.UserBody(7)), []byte(bench.PatchBody(7))
+	for _, bc := range []struct {
+		name, method, target string
+		body                 []byte
+	}{
+		{"get-filter", http.MethodGet, "/scim/v2/Users?filter=" + url.QueryEscape(`favorite_color eq "c7" and active eq true`) + "&attributes=userName,favorite_color", nil},
+		{"patch", http.MethodPatch, "/scim/v2/Users/u7", patch},
+		{"post-2KB", http.MethodPost, "/scim/v2/Users", user},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			w := &discardWriter{h: http.Header{}}
+			for i := 0; i < b.N; i++ {
+				r := httptest.NewRequest(bc.method, bc.target, bytes.NewReader(bc.body))
+				if bc.body != nil {
+					r.Header.Set("Content-Type", "application/scim+json")
+				}
+				e.ServeHTTP(w, r, next)
+			}
+		})
+	}
+}
