@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // suitePendingResources checks PendingResources (Store.PendingResourceGroups) against
@@ -91,6 +92,128 @@ func suitePendingResources(t *testing.T, open func(t *testing.T) Store) {
 	if _, _, err := PendingResources(ctx, s, "c", ResourceQuery{Cursor: "bad"}); err == nil {
 		t.Errorf("bad cursor accepted")
 	}
+}
+
+// suiteCountsKept checks the counts of Connections (kept by the store as records change,
+// migration 007) against a count of the records themselves after every kind of change:
+// saves of every status, deduplicated retries, hold decisions and outcomes, stage marks,
+// observed examples of warnings, Purge and DeleteRecords.
+func suiteCountsKept(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	ctx := t.Context()
+	check := func(step string) {
+		t.Helper()
+		want := map[string]ConnectionInfo{}
+		for _, conn := range []string{"a", "b", "c"} {
+			info := ConnectionInfo{Name: conn}
+			q := RecordQuery{Limit: MaxRecordLimit}
+			n := 0
+			for {
+				recs, next, err := s.Records(ctx, conn, q)
+				if err != nil {
+					t.Fatalf("%s: Records: %v", step, err)
+				}
+				for _, r := range recs {
+					n++
+					switch r.Status {
+					case StatusPending:
+						info.Pending++
+						if r.Errors > 0 {
+							info.Errors++
+						}
+						if r.Deprovision {
+							info.Deprovisions++
+						}
+					case StatusHeld:
+						info.Held++
+					}
+				}
+				if next == "" {
+					break
+				}
+				q.Cursor = next
+			}
+			if n > 0 {
+				want[conn] = info
+			}
+		}
+		infos, err := s.Connections(ctx)
+		if err != nil {
+			t.Fatalf("%s: Connections: %v", step, err)
+		}
+		got := map[string]ConnectionInfo{}
+		for _, info := range infos {
+			info.Mode, info.Warnings = "", 0
+			if info != (ConnectionInfo{Name: info.Name}) || want[info.Name] != (ConnectionInfo{}) {
+				got[info.Name] = info
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: Connections counts %+v, want %+v", step, got, want)
+		}
+	}
+	check("empty")
+	statuses := []RecordStatus{StatusPending, StatusHeld, StatusIgnored, StatusApproved, StatusFailed, StatusForwarded}
+	var held []int64
+	for n := range 60 {
+		conn := []string{"a", "b", "c"}[n%3]
+		r := testRecord(conn, n)
+		r.Status = statuses[(n/3)%len(statuses)]
+		r.Errors = n % 4 % 2
+		r.Deprovision = n%5 == 0
+		saved := mustSave(t, s, r)
+		if saved.Status == StatusHeld && conn == "a" {
+			held = append(held, saved.ID)
+		}
+	}
+	check("saved")
+	for n := range 12 { // identical retries of pending writes: attempts, not rows
+		r := testRecord([]string{"a", "b", "c"}[n%3], n)
+		r.Status = StatusPending
+		mustSave(t, s, r)
+	}
+	check("deduplicated")
+	if _, err := s.NoteWarnings(ctx, WarningNote{Connection: "c", ResourceType: "User", Key: "x@example.com",
+		Missing: []string{"title"}, Example: testRecord("c", 999)}); err != nil {
+		t.Fatal(err)
+	}
+	check("observed example")
+	if _, err := s.DecideRecords(ctx, "a", held[:len(held)/2], StatusApproved); err != nil {
+		t.Fatal(err)
+	}
+	check("approved")
+	if _, err := s.DecideRecords(ctx, "a", held[len(held)/2:], StatusIgnored); err != nil {
+		t.Fatal(err)
+	}
+	check("ignored")
+	if ok, err := s.ClaimApproved(ctx, "a", held[0]); err != nil || !ok {
+		t.Fatalf("ClaimApproved = %v, %v", ok, err)
+	}
+	check("claimed")
+	if err := s.FinishHold(ctx, "a", held[0], StatusFailed, 500, "no"); err != nil {
+		t.Fatal(err)
+	}
+	check("failed")
+	if _, err := s.RetryHold(ctx, "a", "a-hash-3", suiteT0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	check("retried hold")
+	if _, err := s.MarkPendingForwarded(ctx, "b", "b-hash-1", StatusForwarded, 200, ""); err != nil {
+		t.Fatal(err)
+	}
+	check("staged forward")
+	if _, err := s.Purge(ctx, suiteT0.Add(20*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	check("purged")
+	if _, err := s.DeleteRecords(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	check("deleted b")
+	s = open(t) // reopened: the counts are stored
+	check("reopened")
+	mustSave(t, s, testRecord("b", 1000))
+	check("b again")
 }
 
 // pendingResourcesScan groups the pending records of connection by the resource they target
