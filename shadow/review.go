@@ -529,7 +529,7 @@ const (
 	MaxResourceLimit     = 500 // larger limits are lowered to this
 )
 
-// resourceScanPage is how many records PendingResources reads per Records call.
+// resourceScanPage is how many records scanRecords reads per Records call.
 const resourceScanPage = MaxRecordLimit
 
 // ResourceQuery selects the pending resources of a connection. Zero fields do not filter.
@@ -566,78 +566,28 @@ type PendingResource struct {
 // (resource type and id, or type and key (case-insensitive) when the record has no id; a
 // record with neither, such as a bulk request, is a resource of its own), most recently
 // written resource first, and returns one page of them with the cursor of the next page
-// ("" on the last). It needs only Store.Records.
-//
-// Cost: the records of one resource can lie anywhere in the connection's history, so
-// every call reads all pending records of the connection (of the type, when ResourceType
-// is set), newest first, in pages of 1000 — and, when User, Group or ErrorsOnly is set,
-// the matching pending records once more before that. Only the records of the resources
-// of the page are kept in memory (without their request bodies). A page is O(pending
-// records) in time; fine for thousands, slow for hundreds of thousands. A resource that
-// gets a new record while a client pages moves to the front: the client can miss or
-// repeat it.
+// ("" on the last). The store selects the page and reads only its resources' records
+// (Store.PendingResourceGroups); pendingResourcesScan is the same view over Records
+// alone, kept as the tests' oracle. A resource that gets a new record while a client
+// pages moves to the front: the client can miss or repeat it.
 func PendingResources(ctx context.Context, st Store, connection string, q ResourceQuery) ([]PendingResource, string, error) {
-	limit := q.Limit
-	switch {
-	case limit <= 0:
-		limit = DefaultResourceLimit
-	case limit > MaxResourceLimit:
-		limit = MaxResourceLimit
-	}
-	var before int64 // resources whose newest record is below this id; 0: all
-	if q.Cursor != "" {
-		id, err := decodeResourceCursor(q.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		before = id
-	}
-
-	// Which resources the filters select.
-	var selected map[string]bool
-	if q.User != "" || q.Group != "" || q.ErrorsOnly {
-		selected = map[string]bool{}
-		err := scanRecords(ctx, st, connection, RecordQuery{
-			Status: StatusPending, ResourceType: q.ResourceType, User: q.User, Group: q.Group, ErrorsOnly: q.ErrorsOnly,
-		}, func(rec *Record) { selected[resourceIdentity(rec)] = true })
-		if err != nil {
-			return nil, "", err
-		}
-		if len(selected) == 0 {
-			return nil, "", nil
-		}
-	}
-
-	// Newest first, a resource is met first at its newest record.
-	seen := map[string]bool{}
-	byKey := map[string]*PendingResource{}
-	var page []*PendingResource
-	more := false
-	err := scanRecords(ctx, st, connection, RecordQuery{Status: StatusPending, ResourceType: q.ResourceType}, func(rec *Record) {
-		key := resourceIdentity(rec)
-		if res := byKey[key]; res != nil {
-			res.add(rec)
-			return
-		}
-		if seen[key] {
-			return
-		}
-		seen[key] = true
-		switch {
-		case before > 0 && rec.ID >= before: // on an earlier page
-		case selected != nil && !selected[key]:
-		case len(page) == limit:
-			more = true
-		default:
-			res := &PendingResource{newest: rec.ID}
-			res.add(rec)
-			byKey[key] = res
-			page = append(page, res)
-		}
-	})
+	groups, more, err := st.PendingResourceGroups(ctx, connection, q)
 	if err != nil {
 		return nil, "", err
 	}
+	page := make([]*PendingResource, len(groups))
+	for i, recs := range groups {
+		page[i] = &PendingResource{newest: recs[0].ID}
+		for j := range recs {
+			page[i].add(&recs[j])
+		}
+	}
+	return finishResources(page, more)
+}
+
+// finishResources computes the views of a page of resources gathered newest first, and
+// the cursor of the next page when more follow.
+func finishResources(page []*PendingResource, more bool) ([]PendingResource, string, error) {
 	out := make([]PendingResource, len(page))
 	for i, res := range page {
 		res.finish()
@@ -648,6 +598,17 @@ func PendingResources(ctx context.Context, st Store, connection string, q Resour
 		next = encodeResourceCursor(out[len(out)-1].newest)
 	}
 	return out, next, nil
+}
+
+// resourceLimit applies the default and the maximum to ResourceQuery.Limit.
+func resourceLimit(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultResourceLimit
+	case n > MaxResourceLimit:
+		return MaxResourceLimit
+	}
+	return n
 }
 
 // scanRecords hands every record of connection matching q to fn, newest first, reading

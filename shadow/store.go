@@ -155,6 +155,11 @@ type Store interface {
 	// given resource (by type and id, or by type and key when id is empty), or ErrNotFound.
 	// The engine chains projections through it.
 	LatestPending(ctx context.Context, connection, resourceType, id, key string) (Record, error)
+	// PendingResourceGroups selects one page of the pending resources of a connection as
+	// PendingResources shows them (q as there; a Cursor it did not produce is
+	// ErrBadCursor) and returns each resource's pending records newest first (Subjects
+	// not loaded), the most recently written resource first, and whether more follow.
+	PendingResourceGroups(ctx context.Context, connection string, q ResourceQuery) ([][]Record, bool, error)
 	// Purge removes records last seen before t and returns how many.
 	Purge(ctx context.Context, before time.Time) (int64, error)
 

@@ -41,6 +41,8 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		{"SubjectFilters", suiteSubjectFilters},
 		{"FilteredPaging", suiteFilteredPaging},
 		{"Counts", suiteCounts},
+		{"PendingResources", suitePendingResources}, // storetest_resources_test.go
+		{"CountsKept", suiteCountsKept},             // storetest_resources_test.go
 		{"LatestPending", suiteLatestPending},
 		{"CascadeDelete", suiteCascade},
 		{"Warnings", suiteWarnings},
