@@ -34,7 +34,8 @@ const sqliteMaxConns = 8
 // calls never meet SQLITE_BUSY; reads use the other connections of the pool and do not
 // wait for writes. busy_timeout only covers other handles on the same file (another
 // process, or the store of the previous config during a Caddy reload). Each commit is
-// fsynced (WAL, synchronous=FULL), so a record SaveRecord returned survives a crash.
+// fsynced (WAL, synchronous=FULL), so a record SaveRecord returned survives a crash;
+// concurrent SaveRecord calls share commits (group commit, store_batch.go).
 type SQLiteStore struct {
 	sqlCore
 	db        *sql.DB
@@ -71,6 +72,8 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 		db:      db,
 		path:    abs,
 	}
+	// One writer: one queue of group commits.
+	s.saver = newGroupCommit(1, s.sqlCore.db.inTx, s.saveRecordTx)
 	if err := s.init(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlite store: opening %s: %w", abs, err)
