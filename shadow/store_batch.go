@@ -116,7 +116,18 @@ func (g *groupCommit) do(ctx context.Context, call *saveCall) (Record, error) {
 	q.running = true
 	q.mu.Unlock()
 	if start {
-		go g.flush(q)
+		// The queue was idle: this caller saves its own call (and whatever queued
+		// meanwhile) without a hand-off to another goroutine, then leaves the rest to
+		// a flusher.
+		g.commit(g.take(q))
+		q.mu.Lock()
+		if len(q.calls) == 0 {
+			q.calls, q.running = nil, false
+		} else {
+			go g.flush(q)
+		}
+		q.mu.Unlock()
+		return call.out, call.err
 	}
 	select {
 	case <-call.done:
@@ -133,13 +144,21 @@ func (g *groupCommit) do(ctx context.Context, call *saveCall) (Record, error) {
 // flush saves the calls of q, a batch at a time, until q is empty.
 func (g *groupCommit) flush(q *saveQueue) {
 	for {
-		q.mu.Lock()
-		n := min(len(q.calls), maxSaveBatch)
-		if n == 0 {
-			q.calls, q.running = nil, false
-			q.mu.Unlock()
+		taken := g.take(q)
+		if taken == nil {
 			return
 		}
+		g.commit(taken)
+	}
+}
+
+// take takes the next batch of q: its first maxSaveBatch calls, less those withdrawn.
+// When q is empty it marks q idle and returns nil.
+func (g *groupCommit) take(q *saveQueue) []*saveCall {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.calls) > 0 {
+		n := min(len(q.calls), maxSaveBatch)
 		taken := make([]*saveCall, 0, n)
 		for _, c := range q.calls[:n] {
 			if c.state.CompareAndSwap(callQueued, callTaken) {
@@ -148,16 +167,20 @@ func (g *groupCommit) flush(q *saveQueue) {
 		}
 		clear(q.calls[:n])
 		q.calls = q.calls[n:]
-		q.mu.Unlock()
 		if len(taken) > 0 {
-			g.commit(taken)
+			return taken
 		}
 	}
+	q.calls, q.running = nil, false
+	return nil
 }
 
 // commit saves calls in one transaction, or, when that fails, each in its own, and
 // answers them.
 func (g *groupCommit) commit(calls []*saveCall) {
+	if len(calls) == 0 {
+		return
+	}
 	outs := make([]Record, len(calls))
 	err := g.run(func(ctx context.Context, tx sqlBackend) error {
 		for i, c := range calls {

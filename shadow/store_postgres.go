@@ -28,7 +28,7 @@ const postgresDefaultMaxConns = 16
 
 // postgresSaveQueues is how many group commits of SaveRecord run side by side, each on a
 // connection of its own (store_batch.go).
-const postgresSaveQueues = 4
+const postgresSaveQueues = 8
 
 // PostgresStore is a Store in PostgreSQL, for several Caddy instances sharing one preview.
 type PostgresStore struct {
