@@ -24,8 +24,7 @@ import (
 // Cancellation: a call is queued, then taken by a flusher. A caller whose context ends
 // while its call is still queued withdraws it and gets the context's error: it is never
 // committed. Once taken, the call is committed or not regardless of the caller's
-// context (the batch runs on a context without cancellation, bounded by
-// saveBatchTimeout), and the caller waits for that outcome, so "failed" is never said of
+// context (the batch runs on a context of its own, bounded by saveBatchTimeout), and the caller waits for that outcome, so "failed" is never said of
 // a committed record and success never of an uncommitted one.
 //
 // Dedupe: retries of one pending write (same connection and DedupeHash) always go to the
@@ -35,8 +34,9 @@ import (
 // maxSaveBatch bounds the records of one group commit.
 const maxSaveBatch = 128
 
-// saveBatchTimeout bounds one batch transaction (and each fallback transaction).
-const saveBatchTimeout = 30 * time.Second
+// saveBatchTimeout bounds one batch transaction and its fallbacks together: how long a
+// caller whose call was taken may wait beyond its own deadline (the SQLite busy timeout).
+const saveBatchTimeout = 15 * time.Second
 
 // States of a saveCall.
 const (
@@ -181,8 +181,11 @@ func (g *groupCommit) commit(calls []*saveCall) {
 	if len(calls) == 0 {
 		return
 	}
+	// One deadline for the batch and its fallbacks: a batch belongs to no caller.
+	ctx, cancel := context.WithTimeout(context.Background(), saveBatchTimeout)
+	defer cancel()
 	outs := make([]Record, len(calls))
-	err := g.run(func(ctx context.Context, tx sqlBackend) error {
+	err := g.inTx(ctx, func(tx sqlBackend) error {
 		for i, c := range calls {
 			out, err := g.save(ctx, tx, c)
 			if err != nil {
@@ -208,7 +211,7 @@ func (g *groupCommit) commit(calls []*saveCall) {
 	}
 	for _, c := range calls {
 		var out Record
-		err := g.run(func(ctx context.Context, tx sqlBackend) error {
+		err := g.inTx(ctx, func(tx sqlBackend) error {
 			var err error
 			out, err = g.save(ctx, tx, c)
 			return err
@@ -220,13 +223,6 @@ func (g *groupCommit) commit(calls []*saveCall) {
 		c.out, c.err = out, err
 		close(c.done)
 	}
-}
-
-// run runs fn in one transaction on a context of its own: a batch belongs to no caller.
-func (g *groupCommit) run(fn func(ctx context.Context, tx sqlBackend) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), saveBatchTimeout)
-	defer cancel()
-	return g.inTx(ctx, func(tx sqlBackend) error { return fn(ctx, tx) })
 }
 
 // saveStats returns the transactions committed by SaveRecord's flushers and the records
