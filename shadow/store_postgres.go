@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,15 @@ var postgresMigrations embed.FS
 // postgresMigrationLock is the advisory lock key that serialises migrations of Caddy
 // instances starting at the same time ("SCIMSHDW").
 const postgresMigrationLock int64 = 0x5343494d53484457
+
+// postgresDefaultMaxConns is the pool size when the DSN sets no pool_max_conns (pgxpool's
+// own default, max(4, CPUs), left the ingest of 64 concurrent writes queueing for
+// connections).
+const postgresDefaultMaxConns = 16
+
+// postgresSaveQueues is how many group commits of SaveRecord run side by side, each on a
+// connection of its own (store_batch.go).
+const postgresSaveQueues = 8
 
 // PostgresStore is a Store in PostgreSQL, for several Caddy instances sharing one preview.
 type PostgresStore struct {
@@ -44,6 +54,9 @@ func OpenPostgres(ctx context.Context, dsn string) (*PostgresStore, error) {
 	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
 		cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = max(cfg.MaxConns, postgresDefaultMaxConns)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: connecting: %w", err)
@@ -52,6 +65,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*PostgresStore, error) {
 		sqlCore: sqlCore{name: "postgres store", db: pgBackend{q: pool, pool: pool}, greatest: "GREATEST"},
 		pool:    pool,
 	}
+	s.saver = newGroupCommit(postgresSaveQueues, s.sqlCore.db.inTx, s.saveRecordTx)
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store: %w", err)

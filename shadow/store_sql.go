@@ -70,6 +70,9 @@ type sqlCore struct {
 	name     string // "sqlite store", "postgres store": the prefix of errors
 	db       sqlBackend
 	greatest string // the two-argument maximum function: "max" or "GREATEST"
+	// saver batches SaveRecord calls into group commits (store_batch.go); nil: one
+	// transaction per call.
+	saver *groupCommit
 }
 
 // recordColumns are the columns scanRecord reads, in order.
@@ -93,46 +96,60 @@ func (c *sqlCore) SaveRecord(ctx context.Context, rec *Record) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: save record of %q: %w", c.name, rec.Connection, err)
 	}
-	subjects := normalizeSubjects(rec.Subjects)
-	dedupe := rec.DedupeHash != "" && (rec.Status == "" || rec.Status == StatusPending)
+	call := &saveCall{
+		rec:      rec,
+		args:     args,
+		subjects: normalizeSubjects(rec.Subjects),
+		dedupe:   rec.DedupeHash != "" && (rec.Status == "" || rec.Status == StatusPending),
+	}
 	var out Record
-	err = c.db.inTx(ctx, func(tx sqlBackend) error {
-		// First the retry of a pending write, then a new row. Under PostgreSQL a concurrent
-		// transaction may commit the same pending write between the two: the INSERT then
-		// does nothing, and the UPDATE, run again, sees that row.
-		for range 3 {
-			if dedupe {
-				stored, err := scanRecord(tx.writeRow(ctx, `UPDATE records
-					SET attempts = attempts + 1, last_seen_at = `+c.greatest+`(last_seen_at, $3)
-					WHERE connection = $1 AND dedupe_hash = $2 AND status = 'pending'
-					RETURNING `+recordColumns, args[0], args[11], args[2]))
-				if err == nil {
-					out = stored
-					return loadSubjects(ctx, tx, []Record{out}, func(i int, s []Subject) { out.Subjects = s })
-				}
-				if !errors.Is(err, ErrNotFound) {
-					return err
-				}
-			}
-			inserted, err := scanRecord(tx.writeRow(ctx, insertRecord, args...))
-			if err == nil {
-				if err := insertSubjects(ctx, tx, inserted.ID, rec.Connection, subjects); err != nil {
-					return fmt.Errorf("subjects: %w", err)
-				}
-				out = inserted
-				out.Subjects = subjects
-				return nil
-			}
-			if !errors.Is(err, ErrNotFound) {
-				return err
-			}
-		}
-		return errors.New("a concurrent write of the same request kept changing the record")
-	})
+	if c.saver != nil {
+		out, err = c.saver.do(ctx, call) // group commit: store_batch.go
+	} else {
+		err = c.db.inTx(ctx, func(tx sqlBackend) error {
+			out, err = c.saveRecordTx(ctx, tx, call)
+			return err
+		})
+	}
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: save record of %q: %w", c.name, rec.Connection, err)
 	}
 	return out, nil
+}
+
+// saveRecordTx saves one record in transaction tx (which may hold other records of a
+// group commit): first as the retry of a pending write, then as a new row. Under
+// PostgreSQL a concurrent transaction may commit the same pending write between the
+// two: the INSERT then does nothing, and the UPDATE, run again, sees that row.
+func (c *sqlCore) saveRecordTx(ctx context.Context, tx sqlBackend, call *saveCall) (Record, error) {
+	args := call.args
+	for range 3 {
+		if call.dedupe {
+			stored, err := scanRecord(tx.writeRow(ctx, `UPDATE records
+				SET attempts = attempts + 1, last_seen_at = `+c.greatest+`(last_seen_at, $3)
+				WHERE connection = $1 AND dedupe_hash = $2 AND status = 'pending'
+				RETURNING `+recordColumns, args[0], args[11], args[2]))
+			if err == nil {
+				err = loadSubjects(ctx, tx, []Record{stored}, func(i int, s []Subject) { stored.Subjects = s })
+				return stored, err
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return Record{}, err
+			}
+		}
+		inserted, err := scanRecord(tx.writeRow(ctx, insertRecord, args...))
+		if err == nil {
+			if err := insertSubjects(ctx, tx, inserted.ID, call.rec.Connection, call.subjects); err != nil {
+				return Record{}, fmt.Errorf("subjects: %w", err)
+			}
+			inserted.Subjects = call.subjects
+			return inserted, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return Record{}, err
+		}
+	}
+	return Record{}, errConcurrentRetry
 }
 
 // insertRecord adds a row for the 23 parameters of recordArgs, or none (no row returned)

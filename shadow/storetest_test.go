@@ -2,6 +2,7 @@ package shadow
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,8 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		{"Dedupe", suiteDedupe},
 		{"EmptyHashNeverDedupes", suiteEmptyHash},
 		{"Concurrent", suiteConcurrent},
+		{"ConcurrentDuplicates", suiteConcurrentDuplicates},
+		{"CancelledSaves", suiteCancelledSaves},
 		{"Isolation", suiteIsolation},
 		{"Filters", suiteFilters},
 		{"Paging", suitePaging},
@@ -108,6 +111,21 @@ func mustRecords(t *testing.T, s Store, conn string, q RecordQuery) ([]Record, s
 		t.Fatalf("Records(%q, %+v): %v", conn, q, err)
 	}
 	return recs, next
+}
+
+// allRecords is every record of conn, through every page.
+func allRecords(t *testing.T, s Store, conn string) []Record {
+	t.Helper()
+	var all []Record
+	q := RecordQuery{Limit: 1000}
+	for {
+		page, next := mustRecords(t, s, conn, q)
+		all = append(all, page...)
+		if next == "" {
+			return all
+		}
+		q.Cursor = next
+	}
 }
 
 func recordIDs(recs []Record) []int64 {
@@ -457,16 +475,7 @@ func suiteConcurrent(t *testing.T, open func(t *testing.T) Store) {
 	if len(ids) != writers*each {
 		t.Errorf("%d distinct ids, want %d", len(ids), writers*each)
 	}
-	var all []Record
-	q := RecordQuery{Limit: 1000}
-	for {
-		page, next := mustRecords(t, s, "load", q)
-		all = append(all, page...)
-		if next == "" {
-			break
-		}
-		q.Cursor = next
-	}
+	all := allRecords(t, s, "load")
 	if len(all) != writers*each+1 {
 		t.Fatalf("%d records, want %d", len(all), writers*each+1)
 	}
@@ -1619,5 +1628,152 @@ func suiteWarningsPurge(t *testing.T, open func(t *testing.T) Store) {
 	// The one resolved after it is kept: an older miss does not reopen it.
 	if res := mustNote(t, s, WarningNote{Connection: "p", ResourceType: "User", Key: "new-resolved", Missing: []string{"x"}, At: t0.Add(-time.Minute)}); res.Opened != nil {
 		t.Errorf("an older miss reopened a kept resolution: %+v", res)
+	}
+}
+
+// suiteConcurrentDuplicates: 64 writers save records, a third of them retries of writes
+// other writers also send (group commit puts identical retries into one transaction):
+// every call is answered, every write is stored exactly once, and its attempts are the
+// number of calls that sent it.
+func suiteConcurrentDuplicates(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	const writers, each, shared = 64, 30, 16
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		errs    []error
+		calls   = map[string]int{}   // dedupe hash → calls
+		idsOf   = map[string]int64{} // dedupe hash → id answered
+		answers atomic.Int64
+	)
+	for g := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				n := g*1000 + i
+				if i%3 == 0 {
+					n = -1 - (g+i)%shared // a write several writers retry
+				}
+				rec := testRecord("dup", n)
+				rec.Subjects = []Subject{{Kind: "user", Key: rec.Key}}
+				saved, err := s.SaveRecord(t.Context(), rec)
+				answers.Add(1)
+				mu.Lock()
+				calls[rec.DedupeHash]++
+				switch {
+				case err != nil:
+					errs = append(errs, err)
+				case idsOf[rec.DedupeHash] != 0 && idsOf[rec.DedupeHash] != saved.ID:
+					errs = append(errs, fmt.Errorf("%s answered with ids %d and %d", rec.DedupeHash, idsOf[rec.DedupeHash], saved.ID))
+				case len(saved.Subjects) != 1 || saved.Subjects[0].Key != rec.Key:
+					errs = append(errs, fmt.Errorf("%s answered with subjects %+v", rec.DedupeHash, saved.Subjects))
+				default:
+					idsOf[rec.DedupeHash] = saved.ID
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs[:min(len(errs), 5)] {
+		t.Error(err)
+	}
+	if len(errs) > 0 {
+		t.Fatalf("%d errors", len(errs))
+	}
+	if answers.Load() != writers*each {
+		t.Fatalf("%d answers, want %d", answers.Load(), writers*each)
+	}
+	all := allRecords(t, s, "dup")
+	if len(all) != len(calls) {
+		t.Errorf("%d records, want %d (one per distinct write)", len(all), len(calls))
+	}
+	seen := map[string]bool{}
+	for _, r := range all {
+		if seen[r.DedupeHash] {
+			t.Errorf("%s stored twice", r.DedupeHash)
+		}
+		seen[r.DedupeHash] = true
+		if r.Attempts != calls[r.DedupeHash] {
+			t.Errorf("%s: attempts %d, want %d", r.DedupeHash, r.Attempts, calls[r.DedupeHash])
+		}
+		if r.ID != idsOf[r.DedupeHash] {
+			t.Errorf("%s: id %d, answered %d", r.DedupeHash, r.ID, idsOf[r.DedupeHash])
+		}
+		if len(r.Subjects) != 1 {
+			t.Errorf("%s: %d subjects", r.DedupeHash, len(r.Subjects))
+		}
+	}
+	if n := subjectRows(t, s, "dup"); n != int64(len(calls)) {
+		t.Errorf("%d subject rows, want %d", n, len(calls))
+	}
+	if st, ok := s.(interface{ saveStats() (int64, int64) }); ok {
+		batches, records := st.saveStats()
+		t.Logf("%d calls in %d transactions (%.1f records per transaction)", writers*each, batches, float64(records)/float64(max(batches, 1)))
+		if records != writers*each {
+			t.Errorf("flushers committed %d records, want %d", records, writers*each)
+		}
+	}
+}
+
+// suiteCancelledSaves: contexts that end at random moments while many saves are queued.
+// A call that returned an error was not committed; a call that returned a record was.
+func suiteCancelledSaves(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	const writers, each = 32, 20
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		ok     = map[string]int64{}
+		failed = map[string]bool{}
+	)
+	for g := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				rec := testRecord("cancel", g*1000+i)
+				ctx, cancel := context.WithTimeout(t.Context(), time.Duration((g*7+i*13)%40)*time.Millisecond)
+				if i%5 == 0 {
+					cancel() // ended before the call
+				}
+				saved, err := s.SaveRecord(ctx, rec)
+				cancel()
+				mu.Lock()
+				if err != nil {
+					if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+						t.Errorf("%s: %v, want a context error", rec.DedupeHash, err)
+					}
+					failed[rec.DedupeHash] = true
+				} else {
+					ok[rec.DedupeHash] = saved.ID
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	all := allRecords(t, s, "cancel")
+	stored := map[string]int64{}
+	for _, r := range all {
+		stored[r.DedupeHash] = r.ID
+	}
+	for h := range failed {
+		if id, in := stored[h]; in {
+			t.Errorf("%s was answered with an error but is stored (id %d)", h, id)
+		}
+	}
+	for h, id := range ok {
+		if stored[h] != id {
+			t.Errorf("%s was answered with id %d but the store has %d", h, id, stored[h])
+		}
+	}
+	if len(stored) != len(ok) {
+		t.Errorf("%d records stored, %d answered as saved", len(stored), len(ok))
+	}
+	t.Logf("%d saved, %d failed", len(ok), len(failed))
+	if len(failed) < writers*each/5 {
+		t.Errorf("only %d calls failed; the calls with ended contexts must", len(failed))
 	}
 }
