@@ -415,8 +415,8 @@ func (j *warningJob) notes() []WarningNote {
 	} else if n, ok := j.note(j.target, j.effective, j.findings, j.key); ok {
 		out = append(out, n)
 	}
-	if j.recordID == 0 && len(out) > 0 {
-		example := j.example()
+	if j.recordID == 0 && slices.ContainsFunc(out, func(n WarningNote) bool { return len(n.Missing) > 0 }) {
+		example := j.example() // built only when a note can use it (a miss)
 		for i := range out {
 			if len(out[i].Missing) > 0 {
 				out[i].Example = example
