@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/scim-shadow/caddy-scim-shadow/rules"
 	"github.com/scim-shadow/caddy-scim-shadow/shadow"
 )
 
@@ -43,8 +44,10 @@ func (o *decisionObserver) Observe(r *http.Request, d *shadow.Decision) {
 	}
 }
 
-// log logs one decision: writes at info, reads at debug, failures at error, and each
-// finding at its own severity.
+// log logs one decision: writes at info, reads at debug, failures at error, with its
+// findings as a compact list (findings: "code:attribute"). Each finding also has a line
+// of its own: at warn for warning findings, at debug for info findings (a write of a
+// typical rule set has several, and they are on the decision line).
 func (o *decisionObserver) log(d *shadow.Decision) {
 	level := zapcore.InfoLevel
 	switch {
@@ -84,11 +87,14 @@ func (o *decisionObserver) log(d *shadow.Decision) {
 	if d.Err != nil {
 		fields = append(fields, zap.Error(d.Err))
 	}
+	if len(d.Findings) > 0 {
+		fields = append(fields, zap.Array("findings", findingList(d.Findings)))
+	}
 	if ce := o.logger.Check(level, "scim request"); ce != nil {
 		ce.Write(fields...)
 	}
 	for _, f := range d.Findings {
-		lvl := zapcore.InfoLevel
+		lvl := zapcore.DebugLevel
 		if f.Severity == "warning" || f.Severity == "error" {
 			lvl = zapcore.WarnLevel
 		}
@@ -105,6 +111,25 @@ func (o *decisionObserver) log(d *shadow.Decision) {
 			)
 		}
 	}
+}
+
+// findingList is the compact form of a decision's findings on its log line: one string
+// per finding, "code", "code:attribute", or "normalized:kind" for a normalisation.
+type findingList []rules.Finding
+
+func (l findingList) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	var buf []byte // one buffer for all: AppendByteString copies it
+	for _, f := range l {
+		buf = append(buf[:0], f.Code...)
+		switch {
+		case f.Attribute != "":
+			buf = append(append(buf, ':'), f.Attribute...)
+		case f.Kind != "":
+			buf = append(append(buf, ':'), f.Kind...)
+		}
+		enc.AppendByteString(buf)
+	}
+	return nil
 }
 
 // WarningRecorder hands the engine the app's warning recorder (shadow.WarningSource).

@@ -19,7 +19,11 @@ func (s *Set) RewriteFilter(resourceType, filterExpr string) (string, error) {
 	if tr == nil || !tr.mentionsFrom(filterExpr) {
 		return filterExpr, nil
 	}
-	e, err := parseFilterSafe(filterExpr)
+	e, flat := parseFlatFilter(filterExpr)
+	var err error
+	if !flat {
+		e, err = parseFilterSafe(filterExpr)
+	}
 	if err == nil && !validExpr(e, 0) {
 		err = fmt.Errorf("filter nested deeper than %d levels", maxNesting)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,8 +26,13 @@ import (
 // The engine never does this bookkeeping on the request path: it hands each write to a
 // WarningRecorder (a bounded queue and one worker) — in live mode before forwarding, in
 // preview mode after the record was committed — and the worker works out the misses,
-// presences and fallbacks and applies them with one Store.NoteWarnings call per resource.
-// A full queue drops the write's bookkeeping and counts it (Dropped).
+// presences and fallbacks and applies them with one Store.NoteWarnings call per resource
+// that lacks or carries a warn_if_missing target (with its fallback uses). The fallback
+// uses of a write that has nothing else to note are only counted: the worker sums them in
+// memory and adds them in one transaction (FallbackNoter) at most every
+// FallbackFlushInterval, on Flush and on Close, so such a write costs no store
+// transaction of its own. A full queue drops the write's
+// bookkeeping and counts it (Dropped).
 //
 // Presence (what resolves a warning) is read from the effective request
 // (rules.Set.WarnPresent): for a create or replace, the target holds a value; for a PATCH,
@@ -44,6 +50,13 @@ const DefaultWarningQueue = 1024
 
 // maxWarningQueueBytes bounds the request bodies a WarningRecorder holds.
 const maxWarningQueueBytes = 64 << 20
+
+// FallbackFlushInterval is how long a WarningRecorder sums fallback uses in memory before
+// it adds them to the store (Flush and Close add them at once).
+const FallbackFlushInterval = 200 * time.Millisecond
+
+// fallbackKey identifies one fallback count.
+type fallbackKey struct{ connection, resourceType, attribute, source string }
 
 // NewWarning describes a warning that was opened: a resource's write lacked the attribute
 // and no open warning existed for it.
@@ -78,6 +91,10 @@ type WarningRecorder struct {
 	abandon     atomic.Bool
 	dropped     atomic.Int64
 	queuedBytes atomic.Int64
+
+	// fallbacks are the fallback uses summed since the last flush (worker only).
+	fallbacks     map[fallbackKey]*FallbackDelta
+	fallbackOrder []fallbackKey
 }
 
 // NewWarningRecorder returns a recorder holding up to queueSize writes (0:
@@ -188,17 +205,126 @@ func (w *WarningRecorder) drop() {
 
 func (w *WarningRecorder) run() {
 	defer close(w.done)
-	for j := range w.queue {
-		if j.barrier != nil {
-			close(j.barrier)
+	var (
+		timer   *time.Timer
+		flushAt <-chan time.Time // armed while fallback uses wait
+	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		select {
+		case j, ok := <-w.queue:
+			if !ok {
+				if !w.abandon.Load() {
+					w.flushFallbacks()
+				}
+				return
+			}
+			if j.barrier != nil {
+				w.flushFallbacks()
+				flushAt = nil
+				close(j.barrier)
+				continue
+			}
+			w.queuedBytes.Add(-int64(len(j.original) + len(j.effective)))
+			if w.abandon.Load() {
+				w.drop()
+				continue
+			}
+			w.process(j)
+			if flushAt == nil && len(w.fallbacks) > 0 {
+				if timer == nil {
+					timer = time.NewTimer(FallbackFlushInterval)
+				} else {
+					timer.Reset(FallbackFlushInterval)
+				}
+				flushAt = timer.C
+			}
+		case <-flushAt:
+			flushAt = nil
+			w.flushFallbacks()
+		}
+	}
+}
+
+// addFallbacks sums the fallback uses of one note (each (attribute, source) once, as
+// NoteWarnings counts them) and takes them out of it.
+func (w *WarningRecorder) addFallbacks(note *WarningNote) {
+	at := note.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	for i, f := range note.Fallbacks {
+		attr, src := sqlText(f.Attribute), sqlText(f.Source)
+		if attr == "" || slices.ContainsFunc(note.Fallbacks[:i], func(g FallbackUse) bool {
+			return sqlText(g.Attribute) == attr && sqlText(g.Source) == src
+		}) {
 			continue
 		}
-		w.queuedBytes.Add(-int64(len(j.original) + len(j.effective)))
-		if w.abandon.Load() {
-			w.drop()
-			continue
+		k := fallbackKey{note.Connection, note.ResourceType, attr, src}
+		d := w.fallbacks[k]
+		if d == nil {
+			if w.fallbacks == nil {
+				w.fallbacks = map[fallbackKey]*FallbackDelta{}
+			}
+			d = &FallbackDelta{Connection: k.connection, ResourceType: k.resourceType, Attribute: attr, Source: src,
+				FirstSeen: at, LastSeen: at}
+			w.fallbacks[k] = d
+			w.fallbackOrder = append(w.fallbackOrder, k)
 		}
-		w.process(j)
+		d.Count++
+		if at.Before(d.FirstSeen) {
+			d.FirstSeen = at
+		}
+		if at.After(d.LastSeen) {
+			d.LastSeen = at
+		}
+	}
+	note.Fallbacks = nil
+}
+
+// flushFallbacks adds the summed fallback uses to the store: in one transaction when it
+// is a FallbackNoter, else through NoteWarnings, one call per use. On failure they are
+// lost (reported through OnError), as a failed NoteWarnings loses a write's bookkeeping.
+func (w *WarningRecorder) flushFallbacks() {
+	if len(w.fallbacks) == 0 {
+		return
+	}
+	deltas := make([]FallbackDelta, 0, len(w.fallbackOrder))
+	for _, k := range w.fallbackOrder {
+		deltas = append(deltas, *w.fallbacks[k])
+	}
+	clear(w.fallbacks)
+	w.fallbackOrder = w.fallbackOrder[:0]
+	defer func() {
+		if v := recover(); v != nil {
+			w.fail(fmt.Errorf("fallback counts panicked: %v", v))
+		}
+	}()
+	if fn, ok := w.store.(FallbackNoter); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultStoreTimeout)
+		err := fn.NoteFallbacks(ctx, deltas)
+		cancel()
+		if err != nil {
+			w.fail(err)
+		}
+		return
+	}
+	for _, d := range deltas {
+		note := WarningNote{Connection: d.Connection, ResourceType: d.ResourceType, At: d.LastSeen,
+			Fallbacks: []FallbackUse{{Attribute: d.Attribute, Source: d.Source}}}
+		for range d.Count {
+			ctx, cancel := context.WithTimeout(context.Background(), DefaultStoreTimeout)
+			_, err := w.store.NoteWarnings(ctx, note)
+			cancel()
+			if err != nil {
+				w.fail(err)
+				break
+			}
+		}
 	}
 }
 
@@ -211,6 +337,10 @@ func (w *WarningRecorder) process(j *warningJob) {
 	}()
 	var savedExample int64 // a bulk request's notes share one example
 	for _, note := range j.notes() {
+		if len(note.Missing) == 0 && len(note.Present) == 0 && note.Connection != "" {
+			w.addFallbacks(&note) // only fallback uses: summed in memory
+			continue
+		}
 		if note.Example != nil && savedExample != 0 {
 			note.ExampleRecordID, note.Example = savedExample, nil
 		}
@@ -285,8 +415,8 @@ func (j *warningJob) notes() []WarningNote {
 	} else if n, ok := j.note(j.target, j.effective, j.findings, j.key); ok {
 		out = append(out, n)
 	}
-	if j.recordID == 0 && len(out) > 0 {
-		example := j.example()
+	if j.recordID == 0 && slices.ContainsFunc(out, func(n WarningNote) bool { return len(n.Missing) > 0 }) {
+		example := j.example() // built only when a note can use it (a miss)
 		for i := range out {
 			if len(out[i].Missing) > 0 {
 				out[i].Example = example
