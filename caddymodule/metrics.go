@@ -103,20 +103,21 @@ var collectors = []prometheus.Collector{
 
 // storeOps are the operation labels of the instrumented store, by Store method.
 var storeOps = map[string]string{
-	"SaveRecord":     "save_record",
-	"Record":         "record",
-	"Records":        "records",
-	"DeleteRecords":  "delete_records",
-	"Connections":    "connections",
-	"SetMode":        "set_mode",
-	"Modes":          "modes",
-	"LatestPending":  "latest_pending",
-	"Purge":          "purge",
-	"Close":          "close",
-	"NoteWarnings":   "note_warnings",
-	"WarningSummary": "warning_summary",
-	"WarningUsers":   "warning_users",
-	"UserWarnings":   "user_warnings",
+	"SaveRecord":            "save_record",
+	"Record":                "record",
+	"Records":               "records",
+	"PendingResourceGroups": "pending_resource_groups",
+	"DeleteRecords":         "delete_records",
+	"Connections":           "connections",
+	"SetMode":               "set_mode",
+	"Modes":                 "modes",
+	"LatestPending":         "latest_pending",
+	"Purge":                 "purge",
+	"Close":                 "close",
+	"NoteWarnings":          "note_warnings",
+	"WarningSummary":        "warning_summary",
+	"WarningUsers":          "warning_users",
+	"UserWarnings":          "user_warnings",
 	// hold queue
 	"RetryHold":         "retry_hold",
 	"ClaimApproved":     "claim_approved",
@@ -231,6 +232,13 @@ func (s *instrumentedStore) Records(ctx context.Context, connection string, q sh
 	out, cursor, err := s.Store.Records(ctx, connection, q)
 	observeStore("records", began, err)
 	return out, cursor, err
+}
+
+func (s *instrumentedStore) PendingResourceGroups(ctx context.Context, connection string, q shadow.ResourceQuery) ([][]shadow.Record, bool, error) {
+	began := time.Now()
+	out, more, err := s.Store.PendingResourceGroups(ctx, connection, q)
+	observeStore("pending_resource_groups", began, err)
+	return out, more, err
 }
 
 func (s *instrumentedStore) DeleteRecords(ctx context.Context, connection string) (int64, error) {
