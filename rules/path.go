@@ -565,6 +565,13 @@ func compareScalar(op filter.CompareOperator, r gjson.Result, cv any) bool {
 	if !ok {
 		return false
 	}
+	return OrderedMatch(c, op)
+}
+
+// OrderedMatch reports whether a comparison result c (negative, zero or positive, as from
+// strings.Compare) satisfies the ordering operator op (eq, ne, gt, ge, lt, le); any other
+// operator is false.
+func OrderedMatch(c int, op filter.CompareOperator) bool {
 	switch op {
 	case filter.EQ:
 		return c == 0

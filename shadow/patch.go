@@ -46,6 +46,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/scim-shadow/caddy-scim-shadow/rules"
 	"net/url"
 	"reflect"
 	"regexp"
@@ -1519,7 +1520,7 @@ func compareFilterValue(v any, op filter.CompareOperator, ref any, a *attrDef) b
 		case filter.EW:
 			return strings.HasSuffix(vv, rs)
 		}
-		return orderedMatch(strings.Compare(vv, rs), op)
+		return rules.OrderedMatch(strings.Compare(vv, rs), op)
 	case bool:
 		rb, ok := ref.(bool)
 		if !ok {
@@ -1540,30 +1541,12 @@ func compareFilterValue(v any, op filter.CompareOperator, ref any, a *attrDef) b
 		}
 		switch {
 		case x < y:
-			return orderedMatch(-1, op)
+			return rules.OrderedMatch(-1, op)
 		case x > y:
-			return orderedMatch(1, op)
+			return rules.OrderedMatch(1, op)
 		}
-		return orderedMatch(0, op)
+		return rules.OrderedMatch(0, op)
 	}
-}
-
-func orderedMatch(c int, op filter.CompareOperator) bool {
-	switch op {
-	case filter.EQ:
-		return c == 0
-	case filter.NE:
-		return c != 0
-	case filter.GT:
-		return c > 0
-	case filter.GE:
-		return c >= 0
-	case filter.LT:
-		return c < 0
-	case filter.LE:
-		return c <= 0
-	}
-	return false
 }
 
 func numberOf(v any) (float64, bool) {
