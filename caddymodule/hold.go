@@ -8,7 +8,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/scim-shadow/caddy-scim-shadow/shadow"
@@ -172,24 +171,6 @@ const (
 	// EventGuardTripped: a guard held a write (once per held write, not per retry).
 	EventGuardTripped = "scim_shadow.guard_tripped"
 )
-
-var (
-	heldRecords = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: metricsNamespace,
-		Name:      "held_records",
-		Help:      "Live writes held for approval, by connection (refreshed from the store).",
-	}, []string{"connection"})
-
-	guardTripsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: metricsNamespace,
-		Name:      "guard_trips_total",
-		Help:      "Writes a guard held (deprovision, member_removal), by connection and guard; retries are not counted.",
-	}, []string{"connection", "guard"})
-)
-
-func init() {
-	collectors = append(collectors, heldRecords, guardTripsTotal)
-}
 
 // observeHold counts and emits a held decision.
 func (o *decisionObserver) observeHold(d *shadow.Decision) {

@@ -86,6 +86,18 @@ var (
 		Help:      "Attributes of backend responses moved back to the path the connection's IdP sends them at, by connection and resource type.",
 	}, []string{"connection", "resource"})
 
+	heldRecords = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: metricsNamespace,
+		Name:      "held_records",
+		Help:      "Live writes held for approval, by connection (refreshed from the store).",
+	}, []string{"connection"})
+
+	guardTripsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace,
+		Name:      "guard_trips_total",
+		Help:      "Writes a guard held (deprovision, member_removal), by connection and guard; retries are not counted.",
+	}, []string{"connection", "guard"})
+
 	liveStateDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: metricsNamespace,
 		Name:      "live_state_duration_seconds",
@@ -98,7 +110,7 @@ var (
 var collectors = []prometheus.Collector{
 	requestsTotal, rewritesTotal, warningsTotal, pendingRecords,
 	storeErrorsTotal, storeDuration, liveStateDuration,
-	normalizationsTotal, reverseMappedTotal,
+	normalizationsTotal, reverseMappedTotal, heldRecords, guardTripsTotal,
 }
 
 // storeOps are the operation labels of the instrumented store, by Store method.
