@@ -127,6 +127,7 @@ var storeOps = map[string]string{
 	"Purge":                 "purge",
 	"Close":                 "close",
 	"NoteWarnings":          "note_warnings",
+	"NoteFallbacks":         "note_warnings",
 	"WarningSummary":        "warning_summary",
 	"WarningUsers":          "warning_users",
 	"UserWarnings":          "user_warnings",
@@ -493,4 +494,13 @@ func (s *instrumentedStore) MarkPendingForwarded(ctx context.Context, connection
 	n, err := s.Store.MarkPendingForwarded(ctx, connection, hash, status, backendStatus, backendError)
 	observeStore("mark_pending_forwarded", began, err)
 	return n, err
+}
+
+// NoteFallbacks forwards the warning recorder's batched fallback counts, measured under
+// the note_warnings operation: it is the same bookkeeping.
+func (s *instrumentedStore) NoteFallbacks(ctx context.Context, deltas []shadow.FallbackDelta) error {
+	began := time.Now()
+	err := s.Store.NoteFallbacks(ctx, deltas)
+	observeStore("note_warnings", began, err)
+	return err
 }

@@ -133,6 +133,7 @@ type ConnectionInfo struct {
 // Store keeps records and run-time connection modes. Implementations are safe for concurrent
 // use; SaveRecord returns only once the record is durably committed.
 type Store interface {
+	FallbackNoter // batched fallback counts of the warning bookkeeping (store_fallbacks.go)
 	// SaveRecord commits rec. When a pending record of the same connection has the same
 	// DedupeHash, that record's Attempts is incremented and its LastSeenAt set instead,
 	// and the stored record is returned. rec.CreatedAt and LastSeenAt are set by the caller.

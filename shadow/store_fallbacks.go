@@ -18,10 +18,9 @@ type FallbackDelta struct {
 	LastSeen     time.Time // the latest use
 }
 
-// FallbackNoter is implemented by stores that can add many fallback counts in one
-// transaction. The WarningRecorder sums the fallback uses of live and preview writes in
-// memory and flushes them through it every FallbackFlushInterval (and on Flush and Close);
-// with a store without it, it adds them through NoteWarnings, one call per use.
+// FallbackNoter adds many fallback counts in one transaction; every Store is one. The
+// WarningRecorder sums the fallback uses of live and preview writes in memory and flushes
+// them through it every FallbackFlushInterval (and on Flush and Close).
 type FallbackNoter interface {
 	// NoteFallbacks adds each delta's Count to its (connection, resource type, attribute,
 	// source) count, and moves its last use to LastSeen when later, in one transaction.

@@ -286,8 +286,7 @@ func (w *WarningRecorder) addFallbacks(note *WarningNote) {
 	note.Fallbacks = nil
 }
 
-// flushFallbacks adds the summed fallback uses to the store: in one transaction when it
-// is a FallbackNoter, else through NoteWarnings, one call per use. On failure they are
+// flushFallbacks adds the summed fallback uses to the store in one transaction. On failure they are
 // lost (reported through OnError), as a failed NoteWarnings loses a write's bookkeeping.
 func (w *WarningRecorder) flushFallbacks() {
 	if len(w.fallbacks) == 0 {
@@ -304,27 +303,10 @@ func (w *WarningRecorder) flushFallbacks() {
 			w.fail(fmt.Errorf("fallback counts panicked: %v", v))
 		}
 	}()
-	if fn, ok := w.store.(FallbackNoter); ok {
-		ctx, cancel := context.WithTimeout(context.Background(), DefaultStoreTimeout)
-		err := fn.NoteFallbacks(ctx, deltas)
-		cancel()
-		if err != nil {
-			w.fail(err)
-		}
-		return
-	}
-	for _, d := range deltas {
-		note := WarningNote{Connection: d.Connection, ResourceType: d.ResourceType, At: d.LastSeen,
-			Fallbacks: []FallbackUse{{Attribute: d.Attribute, Source: d.Source}}}
-		for range d.Count {
-			ctx, cancel := context.WithTimeout(context.Background(), DefaultStoreTimeout)
-			_, err := w.store.NoteWarnings(ctx, note)
-			cancel()
-			if err != nil {
-				w.fail(err)
-				break
-			}
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultStoreTimeout)
+	defer cancel()
+	if err := w.store.NoteFallbacks(ctx, deltas); err != nil {
+		w.fail(err)
 	}
 }
 

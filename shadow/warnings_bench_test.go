@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,7 +13,7 @@ import (
 )
 
 // countingStore counts the store calls of the warning bookkeeping (each is a
-// transaction). It forwards NoteFallbacks when the store has it.
+// transaction).
 type countingStore struct {
 	shadow.Store
 	calls atomic.Int64
@@ -27,7 +26,7 @@ func (s *countingStore) NoteWarnings(ctx context.Context, n shadow.WarningNote) 
 
 func (s *countingStore) NoteFallbacks(ctx context.Context, d []shadow.FallbackDelta) error {
 	s.calls.Add(1)
-	return s.Store.(shadow.FallbackNoter).NoteFallbacks(ctx, d)
+	return s.Store.NoteFallbacks(ctx, d)
 }
 
 // BenchmarkWarningsLiveFallbacks: live writes that use a fallback (no warn_if_missing
@@ -67,28 +66,16 @@ func BenchmarkWarningsLiveFallbacks(b *testing.B) {
 	}
 }
 
-// hidingStore hides the store's NoteFallbacks: the recorder falls back to NoteWarnings.
-type hidingStore struct{ shadow.Store }
-
 // TestWarningsFallbacksBatched: fallback uses are summed in memory and reach the store
-// on Flush and on Close, with the same counts through FallbackNoter and without it.
+// on Flush and on Close.
 func TestWarningsFallbacksBatched(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		wrap  func(shadow.Store) shadow.Store
 		close bool
-	}{
-		{"noter/flush", func(s shadow.Store) shadow.Store { return s }, false},
-		{"noter/close", func(s shadow.Store) shadow.Store { return s }, true},
-		{"notewarnings/flush", func(s shadow.Store) shadow.Store { return hidingStore{s} }, false},
-		{"notewarnings/close", func(s shadow.Store) shadow.Store { return hidingStore{s} }, true},
-	} {
+	}{{"flush", false}, {"close", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := openStore(t)
-			st := tc.wrap(base)
-			if _, ok := st.(shadow.FallbackNoter); ok != strings.HasPrefix(tc.name, "noter") {
-				t.Fatalf("store is a FallbackNoter: %v", ok)
-			}
+			st := base
 			f := newWarningsFixture(t, shadow.ModeLive, st)
 			for i := range 7 {
 				// nick → nickName is a fallback without a warning; the warn targets are there.
