@@ -68,11 +68,15 @@ type saveQueue struct {
 // has one queue (one writer); PostgreSQL several, so batches commit side by side on
 // different connections.
 type groupCommit struct {
-	save   func(ctx context.Context, tx sqlBackend, call *saveCall) (Record, error)
-	inTx   func(ctx context.Context, fn func(tx sqlBackend) error) error
-	queues []saveQueue
-	seed   maphash.Seed
-	next   atomic.Uint64 // round robin for calls without a dedupe hash
+	save func(ctx context.Context, tx sqlBackend, call *saveCall) (Record, error)
+	// saveMany, when set, saves a whole batch in tx as save would one call after the
+	// other (sqlCore.saveRecordsTx: one multi-row INSERT instead of a statement per
+	// record); nil: save is called for each.
+	saveMany func(ctx context.Context, tx sqlBackend, calls []*saveCall) ([]Record, error)
+	inTx     func(ctx context.Context, fn func(tx sqlBackend) error) error
+	queues   []saveQueue
+	seed     maphash.Seed
+	next     atomic.Uint64 // round robin for calls without a dedupe hash
 	// Stats, for tests and benchmarks: transactions committed by flushers and the
 	// records in them.
 	batches, records atomic.Int64
@@ -186,6 +190,11 @@ func (g *groupCommit) commit(calls []*saveCall) {
 	defer cancel()
 	outs := make([]Record, len(calls))
 	err := g.inTx(ctx, func(tx sqlBackend) error {
+		if g.saveMany != nil && len(calls) > 1 {
+			saved, err := g.saveMany(ctx, tx, calls)
+			copy(outs, saved)
+			return err
+		}
 		for i, c := range calls {
 			out, err := g.save(ctx, tx, c)
 			if err != nil {

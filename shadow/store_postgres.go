@@ -66,6 +66,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*PostgresStore, error) {
 		pool:    pool,
 	}
 	s.saver = newGroupCommit(postgresSaveQueues, s.sqlCore.db.inTx, s.saveRecordTx)
+	s.saver.saveMany = s.saveRecordsTx
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store: %w", err)

@@ -2,6 +2,7 @@ package shadow
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/base64"
@@ -118,28 +119,17 @@ func (c *sqlCore) SaveRecord(ctx context.Context, rec *Record) (Record, error) {
 }
 
 // saveRecordTx saves one record in transaction tx (which may hold other records of a
-// group commit): first as the retry of a pending write, then as a new row. Under
-// PostgreSQL a concurrent transaction may commit the same pending write between the
-// two: the INSERT then does nothing, and the UPDATE, run again, sees that row.
+// group commit): as a new row unless a pending record with the same connection and dedupe
+// hash exists, else as one more attempt of that record. The INSERT comes first because a
+// retry is the exception: most records cost one statement. Under PostgreSQL a concurrent
+// transaction may commit or settle the same pending write between the two statements:
+// each is then run again, up to three times.
 func (c *sqlCore) saveRecordTx(ctx context.Context, tx sqlBackend, call *saveCall) (Record, error) {
 	args := call.args
 	for range 3 {
-		if call.dedupe {
-			stored, err := scanRecord(tx.writeRow(ctx, `UPDATE records
-				SET attempts = attempts + 1, last_seen_at = `+c.greatest+`(last_seen_at, $3)
-				WHERE connection = $1 AND dedupe_hash = $2 AND status = 'pending'
-				RETURNING `+recordColumns, args[0], args[11], args[2]))
-			if err == nil {
-				err = loadSubjects(ctx, tx, []Record{stored}, func(i int, s []Subject) { stored.Subjects = s })
-				return stored, err
-			}
-			if !errors.Is(err, ErrNotFound) {
-				return Record{}, err
-			}
-		}
 		inserted, err := scanRecord(tx.writeRow(ctx, insertRecord, args...))
 		if err == nil {
-			if err := insertSubjects(ctx, tx, inserted.ID, call.rec.Connection, call.subjects); err != nil {
+			if err := insertSubjects(ctx, tx, []recordSubjects{{inserted.ID, call.rec.Connection, call.subjects}}); err != nil {
 				return Record{}, fmt.Errorf("subjects: %w", err)
 			}
 			inserted.Subjects = call.subjects
@@ -148,33 +138,208 @@ func (c *sqlCore) saveRecordTx(ctx context.Context, tx sqlBackend, call *saveCal
 		if !errors.Is(err, ErrNotFound) {
 			return Record{}, err
 		}
+		if !call.dedupe {
+			continue
+		}
+		stored, err := c.countAttempt(ctx, tx, args)
+		if !errors.Is(err, ErrNotFound) {
+			return stored, err
+		}
 	}
 	return Record{}, errConcurrentRetry
 }
 
-// insertRecord adds a row for the 23 parameters of recordArgs, or none (no row returned)
-// when a pending record with the same connection and dedupe hash exists.
-const insertRecord = `INSERT INTO records (connection, created_at, last_seen_at, attempts, method, path,
+// countAttempt adds an attempt to the pending record of args' connection and dedupe hash
+// and returns it with its own subjects; ErrNotFound when there is none.
+func (c *sqlCore) countAttempt(ctx context.Context, tx sqlBackend, args []any) (Record, error) {
+	stored, err := scanRecord(tx.writeRow(ctx, `UPDATE records
+		SET attempts = attempts + 1, last_seen_at = `+c.greatest+`(last_seen_at, $3)
+		WHERE connection = $1 AND dedupe_hash = $2 AND status = 'pending'
+		RETURNING `+recordColumns, args[0], args[11], args[2]))
+	if err != nil {
+		return Record{}, err
+	}
+	err = loadSubjects(ctx, tx, []Record{stored}, func(i int, s []Subject) { stored.Subjects = s })
+	return stored, err
+}
+
+// saveRecordsTx saves calls in transaction tx with the outcome of saveRecordTx for each,
+// in order, but with one multi-row INSERT per chunk of new rows and one INSERT of all
+// their subjects: per record, one statement and (PostgreSQL) one trigger run less, and
+// one round trip per chunk instead of two per record. A call whose row the INSERT skipped
+// (a retry of a pending write, before or earlier in the batch) then goes through
+// saveRecordTx, which counts its attempt. Chunks have power-of-two sizes, so that a few
+// statement texts serve every batch (prepared once each).
+func (c *sqlCore) saveRecordsTx(ctx context.Context, tx sqlBackend, calls []*saveCall) ([]Record, error) {
+	outs := make([]Record, len(calls))
+	saved := make([]bool, len(calls))
+	for start := 0; start < len(calls); {
+		n := 1
+		for n*2 <= len(calls)-start && n*2 <= maxSaveBatch {
+			n *= 2
+		}
+		if err := c.insertRecords(ctx, tx, calls[start:start+n], outs[start:start+n], saved[start:start+n]); err != nil {
+			return nil, err
+		}
+		start += n
+	}
+	var subjects []recordSubjects
+	for i, call := range calls {
+		if saved[i] && len(call.subjects) > 0 {
+			subjects = append(subjects, recordSubjects{outs[i].ID, call.rec.Connection, call.subjects})
+			outs[i].Subjects = call.subjects
+		}
+	}
+	if err := insertSubjects(ctx, tx, subjects); err != nil {
+		return nil, fmt.Errorf("subjects: %w", err)
+	}
+	for i, call := range calls {
+		if saved[i] {
+			continue
+		}
+		out, err := c.saveRecordTx(ctx, tx, call)
+		if err != nil {
+			return nil, err
+		}
+		outs[i] = out
+	}
+	return outs, nil
+}
+
+// insertRecords inserts the rows of calls that conflict with no pending record in one
+// statement, sets outs[i] and saved[i] for each row inserted, and leaves the others.
+// Rows are matched to calls in id order: both databases number the rows of one INSERT in
+// the order of its VALUES, and a skipped row is one whose pending twin (same connection
+// and dedupe hash) is not the next row returned.
+func (c *sqlCore) insertRecords(ctx context.Context, tx sqlBackend, calls []*saveCall, outs []Record, saved []bool) error {
+	if len(calls) == 1 {
+		out, err := scanRecord(tx.writeRow(ctx, insertRecord, calls[0].args...))
+		switch {
+		case err == nil:
+			outs[0], saved[0] = out, true
+			return nil
+		case errors.Is(err, ErrNotFound):
+			return nil
+		default:
+			return err
+		}
+	}
+	var sb strings.Builder
+	sb.WriteString(insertRecordHead)
+	args := make([]any, 0, len(calls)*len(calls[0].args))
+	for i, call := range calls {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(")
+		for j := range call.args {
+			if j > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("$" + strconv.Itoa(len(args)+j+1))
+		}
+		sb.WriteString(")")
+		args = append(args, call.args...)
+	}
+	sb.WriteString(insertRecordTail)
+	rows, err := tx.query(ctx, sb.String(), args...)
+	if err != nil {
+		return err
+	}
+	var inserted []Record
+	for rows.Next() {
+		rec, err := scanRecord(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		inserted = append(inserted, rec)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	slices.SortFunc(inserted, func(a, b Record) int { return cmp.Compare(a.ID, b.ID) })
+	next := 0
+	for i, call := range calls {
+		if next < len(inserted) && sameStoredKey(inserted[next], call) {
+			outs[i], saved[i] = inserted[next], true
+			next++
+			continue
+		}
+		if !call.dedupe {
+			// Only a pending write with a dedupe hash can be skipped.
+			return fmt.Errorf("a batch insert did not return the row of record %d of %d", i+1, len(calls))
+		}
+	}
+	if next != len(inserted) {
+		return fmt.Errorf("a batch insert returned %d rows, %d matched its records", len(inserted), next)
+	}
+	return nil
+}
+
+// sameStoredKey reports whether rec, as stored, has the connection and dedupe hash of
+// call's arguments.
+func sameStoredKey(rec Record, call *saveCall) bool {
+	hash, _ := call.args[11].(string) // nil: no hash
+	return rec.Connection == call.args[0] && rec.DedupeHash == hash
+}
+
+// insertRecordHead and insertRecordTail surround the VALUES rows of an insert of the 23
+// parameters of recordArgs per row; a row that conflicts with a pending record with the
+// same connection and dedupe hash (stored or earlier in the statement) is skipped and
+// returns no row.
+const (
+	insertRecordHead = `INSERT INTO records (connection, created_at, last_seen_at, attempts, method, path,
 		resource_type, resource_id, resource_key, operation, status, dedupe_hash,
 		original, effective, changes, findings, live, projected, errors, deprovision,
 		hold_reason, backend_status, backend_error)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-		$21, $22, $23)
+	VALUES `
+	insertRecordTail = `
 	ON CONFLICT (connection, dedupe_hash) WHERE status = 'pending' DO NOTHING
 	RETURNING ` + recordColumns
+)
+
+// insertRecord adds a row for the 23 parameters of recordArgs, or none (no row returned)
+// when a pending record with the same connection and dedupe hash exists.
+const insertRecord = insertRecordHead + `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+		$21, $22, $23)` + insertRecordTail
 
 // subjectRowsPerInsert bounds the rows of one INSERT into record_subjects (7 parameters
-// each), well below the parameter limits of SQLite (32766) and PostgreSQL (65535).
-const subjectRowsPerInsert = 500
+// each), well below the parameter limits of SQLite (32766) and PostgreSQL (65535). It is
+// a power of two, like every chunk's size, so that a few statement texts serve all.
+const subjectRowsPerInsert = 512
 
-// insertSubjects stores the subjects of record id, in order.
-func insertSubjects(ctx context.Context, tx sqlBackend, id int64, connection string, subjects []Subject) error {
-	for start := 0; start < len(subjects); start += subjectRowsPerInsert {
-		chunk := subjects[start:min(start+subjectRowsPerInsert, len(subjects))]
+// recordSubjects are the subjects of one record.
+type recordSubjects struct {
+	recordID   int64
+	connection string
+	subjects   []Subject
+}
+
+// insertSubjects stores the subjects of records, each record's in order, in as few
+// statements as chunks of at most subjectRowsPerInsert rows allow.
+func insertSubjects(ctx context.Context, tx sqlBackend, records []recordSubjects) error {
+	type row struct {
+		rec *recordSubjects
+		pos int
+	}
+	var all []row
+	for i := range records {
+		for pos := range records[i].subjects {
+			all = append(all, row{&records[i], pos})
+		}
+	}
+	for start := 0; start < len(all); {
+		n := 1
+		for n*2 <= len(all)-start && n*2 <= subjectRowsPerInsert {
+			n *= 2
+		}
+		chunk := all[start : start+n]
 		var sb strings.Builder
 		sb.WriteString(`INSERT INTO record_subjects (record_id, pos, connection, kind, subject_id, subject_key, change) VALUES `)
 		args := make([]any, 0, 7*len(chunk))
-		for i, s := range chunk {
+		for i, r := range chunk {
 			if i > 0 {
 				sb.WriteString(", ")
 			}
@@ -187,11 +352,13 @@ func insertSubjects(ctx context.Context, tx sqlBackend, id int64, connection str
 				sb.WriteString("$" + strconv.Itoa(n+j))
 			}
 			sb.WriteString(")")
-			args = append(args, id, int64(start+i), sqlText(connection), s.Kind, s.ID, s.Key, s.Change)
+			s := r.rec.subjects[r.pos]
+			args = append(args, r.rec.recordID, int64(r.pos), sqlText(r.rec.connection), s.Kind, s.ID, s.Key, s.Change)
 		}
 		if _, err := tx.exec(ctx, sb.String(), args...); err != nil {
 			return err
 		}
+		start += n
 	}
 	return nil
 }

@@ -32,6 +32,7 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		{"Concurrent", suiteConcurrent},
 		{"ConcurrentDuplicates", suiteConcurrentDuplicates},
 		{"CancelledSaves", suiteCancelledSaves},
+		{"BatchSaveMatchesOneByOne", suiteBatchSave},
 		{"Isolation", suiteIsolation},
 		{"Filters", suiteFilters},
 		{"Paging", suitePaging},
@@ -1775,5 +1776,126 @@ func suiteCancelledSaves(t *testing.T, open func(t *testing.T) Store) {
 	t.Logf("%d saved, %d failed", len(ok), len(failed))
 	if len(failed) < writers*each/5 {
 		t.Errorf("only %d calls failed; the calls with ended contexts must", len(failed))
+	}
+}
+
+// suiteBatchSave: a group commit's multi-row save (saveRecordsTx) stores and answers
+// exactly what saving its calls one by one (saveRecordTx) does, for a batch that mixes
+// new records, a retry of a stored pending record, a retry of a record earlier in the
+// batch, records without a dedupe hash, a non-pending record, and subjects; with 11 calls
+// it takes chunks of 8, 2 and 1.
+func suiteBatchSave(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	var core *sqlCore
+	switch st := s.(type) {
+	case *SQLiteStore:
+		core = &st.sqlCore
+	case *PostgresStore:
+		core = &st.sqlCore
+	default:
+		t.Skipf("no SQL core in %T", s)
+	}
+	batch := func(conn string) []*Record {
+		rec := func(n int, hash string, subjects ...Subject) *Record {
+			r := testRecord(conn, n)
+			if hash != "" {
+				r.DedupeHash = conn + "-" + hash
+			} else {
+				r.DedupeHash = ""
+			}
+			r.Subjects = subjects
+			return r
+		}
+		member := func(k string) Subject { return Subject{Kind: "User", ID: k, Key: k + "@example.com", Change: "Added"} }
+		retryA := rec(4, "a", member("other"))
+		retryA.LastSeenAt = suiteT0.Add(time.Hour)
+		observed := rec(9, "obs")
+		observed.Status = StatusObserved
+		return []*Record{
+			rec(1, "a", member("u1"), member("u2"), member("u3")),
+			rec(2, "pre", member("ignored")),
+			rec(3, "b"),
+			retryA,
+			rec(5, ""),
+			rec(6, "", member("u6")),
+			rec(7, "c", member("u7")),
+			observed,
+			rec(10, "d"),
+			rec(11, "e", member("u11")),
+			rec(12, "f"),
+		}
+	}
+	calls := func(recs []*Record) []*saveCall {
+		var out []*saveCall
+		for _, r := range recs {
+			args, err := core.recordArgs(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, &saveCall{rec: r, args: args, subjects: normalizeSubjects(r.Subjects),
+				dedupe: r.DedupeHash != "" && (r.Status == "" || r.Status == StatusPending)})
+		}
+		return out
+	}
+	run := func(conn string, many bool) ([]Record, []Record) {
+		pre := testRecord(conn, 0)
+		pre.DedupeHash = conn + "-pre"
+		pre.Subjects = []Subject{{Kind: "user", ID: "p", Key: "pre"}}
+		mustSave(t, s, pre)
+		cs := calls(batch(conn))
+		var outs []Record
+		err := core.db.inTx(t.Context(), func(tx sqlBackend) error {
+			if many {
+				var err error
+				outs, err = core.saveRecordsTx(t.Context(), tx, cs)
+				return err
+			}
+			for _, c := range cs {
+				out, err := core.saveRecordTx(t.Context(), tx, c)
+				if err != nil {
+					return err
+				}
+				outs = append(outs, out)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", conn, err)
+		}
+		return outs, allRecords(t, s, conn)
+	}
+	// comparable: a record without what differs between the two connections.
+	comparable := func(conn string, r Record) Record {
+		r.ID, r.Connection = 0, ""
+		r.DedupeHash = strings.TrimPrefix(r.DedupeHash, conn+"-")
+		r.Original.Header, r.Effective.Header = nil, nil
+		return r
+	}
+	manyOut, manyStored := run("many", true)
+	oneOut, oneStored := run("one", false)
+	if len(manyOut) != len(oneOut) || len(manyStored) != len(oneStored) {
+		t.Fatalf("answers %d vs %d, stored %d vs %d", len(manyOut), len(oneOut), len(manyStored), len(oneStored))
+	}
+	if len(manyStored) != 10 { // pre + 11 calls − 2 retries
+		t.Errorf("%d records stored, want 10", len(manyStored))
+	}
+	for i := range manyOut {
+		if got, want := comparable("many", manyOut[i]), comparable("one", oneOut[i]); !reflect.DeepEqual(got, want) {
+			t.Errorf("answer %d:\n batch      %+v\n one by one %+v", i, got, want)
+		}
+	}
+	idOf := map[string]int64{}
+	for i := range manyStored {
+		if got, want := comparable("many", manyStored[i]), comparable("one", oneStored[i]); !reflect.DeepEqual(got, want) {
+			t.Errorf("stored %d:\n batch      %+v\n one by one %+v", i, got, want)
+		}
+		idOf[manyStored[i].DedupeHash] = manyStored[i].ID
+	}
+	// The answers carry the ids of the rows they were saved as, and a retry the attempts.
+	if manyOut[0].ID != manyOut[3].ID || manyOut[3].Attempts != 2 || manyOut[1].ID != idOf["many-pre"] || manyOut[1].Attempts != 2 {
+		t.Errorf("retries answered %+v / %+v", manyOut[3], manyOut[1])
+	}
+	if n, m := subjectRows(t, s, "many"), subjectRows(t, s, "one"); n != m || n != 7 {
+		t.Errorf("subject rows: batch %d, one by one %d, want 7", n, m)
 	}
 }
