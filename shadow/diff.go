@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // Diff works on encoding/json trees rather than gjson paths: it matches attribute names
@@ -335,7 +336,7 @@ func foldedKeyNames(a, b map[string]any) []string {
 func pickKeyFold(m map[string]any, lower string) (string, any) {
 	found := ""
 	for k := range m {
-		if strings.ToLower(k) == lower && (found == "" || k < found) {
+		if lowerEquals(k, lower) && (found == "" || k < found) {
 			found = k
 		}
 	}
@@ -343,6 +344,29 @@ func pickKeyFold(m map[string]any, lower string) (string, any) {
 		return "", nil
 	}
 	return found, m[found]
+}
+
+// lowerEquals reports strings.ToLower(k) == lower without building the lower-case copy
+// when k is ASCII (pickKeyFold runs it for every key of every object it looks into).
+func lowerEquals(k, lower string) bool {
+	for i := 0; i < len(k); i++ {
+		if k[i] >= utf8.RuneSelf {
+			return strings.ToLower(k) == lower
+		}
+	}
+	if len(k) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // sameJSONValue compares decoded JSON values: objects by case-insensitive names (null members

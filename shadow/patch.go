@@ -318,6 +318,8 @@ var (
 			simpleAttr("$ref", "reference"), simpleAttr("type", "string")),
 	}}
 	scimKnownURNs = []string{scimUserURN, scimGroupURN, scimEnterpriseURN}
+	// scimKnownURNsLower is scimKnownURNs in lower case.
+	scimKnownURNsLower = []string{strings.ToLower(scimUserURN), strings.ToLower(scimGroupURN), strings.ToLower(scimEnterpriseURN)}
 )
 
 // resourceModel is the schema set of one resource type.
@@ -433,9 +435,8 @@ func (m *resourceModel) tolerated(name string) bool {
 // of a stored resource, so the backend drops them from a PUT or POST body.
 func knownPrefixed(key string) bool {
 	lk := strings.ToLower(key)
-	for _, u := range scimKnownURNs {
-		lu := strings.ToLower(u)
-		if lk == lu || strings.HasPrefix(lk, lu+":") {
+	for _, lu := range scimKnownURNsLower {
+		if lk == lu || (strings.HasPrefix(lk, lu) && len(lk) > len(lu) && lk[len(lu)] == ':') {
 			return true
 		}
 	}
