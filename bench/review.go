@@ -241,6 +241,9 @@ func reviewQueries(s seedShape) []reviewQuery {
 		{"resources ?user= (per-resource view)", "view", func(rng *rand.Rand) string { return c + "/resources?user=" + user(rng) }},
 		{"resources ?group= (per-resource view)", "view", func(rng *rand.Rand) string { return c + "/resources?group=" + group(rng) }},
 		{"resources (no filter, first page)", "view", func(*rand.Rand) string { return c + "/resources" }},
+		{"resources ?errors=1 (per-resource view)", "view", func(*rand.Rand) string { return c + "/resources?errors=1" }},
+		{"resources ?type=Group (per-resource view)", "view", func(*rand.Rand) string { return c + "/resources?type=Group" }},
+		{"resources ?type=User (per-resource view)", "view", func(*rand.Rand) string { return c + "/resources?type=User" }},
 	}
 }
 

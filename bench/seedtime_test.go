@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +16,10 @@ import (
 // TestSeededReviewTimes seeds a store as scenario 4 does (BENCH_SEEDTIME_RECORDS records,
 // unset: skipped) and times the review store calls directly, without Caddy: the quick
 // way to measure a store change (go test ./bench/ -run SeededReviewTimes -v). With
-// BENCH_POSTGRES_DSN set it does the same on a fresh PostgreSQL schema.
+// BENCH_POSTGRES_DSN set it does the same on a fresh PostgreSQL schema. A store kept by
+// BENCH_SEEDTIME_KEEP is timed again without seeding with BENCH_SEEDTIME_SQLITE (its
+// path) or BENCH_SEEDTIME_SCHEMA; BENCH_SEEDTIME_ONLY times only the calls whose name
+// contains it.
 func TestSeededReviewTimes(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("BENCH_SEEDTIME_RECORDS"))
 	if n <= 0 {
@@ -26,6 +30,15 @@ func TestSeededReviewTimes(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		if os.Getenv("BENCH_SEEDTIME_SCHEMA") != "" {
 			t.Skip("BENCH_SEEDTIME_SCHEMA: PostgreSQL only")
+		}
+		if path := os.Getenv("BENCH_SEEDTIME_SQLITE"); path != "" { // a kept store, seeded
+			st, err := shadow.OpenSQLite(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			timeReviewCalls(t, st, shape)
+			return
 		}
 		path := filepath.Join(t.TempDir(), "seed.db")
 		if keep := os.Getenv("BENCH_SEEDTIME_KEEP"); keep != "" {
@@ -105,6 +118,10 @@ func timeReviewCalls(t *testing.T, st shadow.Store, s seedShape) {
 			_, _, err := shadow.PendingResources(ctx, st, "bench", shadow.ResourceQuery{ResourceType: "Group"})
 			return err
 		}},
+		{"resources ?type=User", func(int) error {
+			_, _, err := shadow.PendingResources(ctx, st, "bench", shadow.ResourceQuery{ResourceType: "User"})
+			return err
+		}},
 		{"resources ?user=", func(i int) error {
 			_, _, err := shadow.PendingResources(ctx, st, "bench", shadow.ResourceQuery{User: fmt.Sprintf("user%d@example.org", (i*7919)%s.users)})
 			return err
@@ -118,7 +135,11 @@ func timeReviewCalls(t *testing.T, st shadow.Store, s seedShape) {
 			return err
 		}},
 	}
+	only := os.Getenv("BENCH_SEEDTIME_ONLY")
 	for _, c := range calls {
+		if only != "" && !strings.Contains(c.name, only) {
+			continue
+		}
 		var times []time.Duration
 		for i := range 20 {
 			start := time.Now()

@@ -158,8 +158,10 @@ type Store interface {
 	LatestPending(ctx context.Context, connection, resourceType, id, key string) (Record, error)
 	// PendingResourceGroups selects one page of the pending resources of a connection as
 	// PendingResources shows them (q as there; a Cursor it did not produce is
-	// ErrBadCursor) and returns each resource's pending records newest first (Subjects
-	// not loaded), the most recently written resource first, and whether more follow.
+	// ErrBadCursor) and returns each resource's pending records newest first, the most
+	// recently written resource first, and whether more follow. The records carry only
+	// what PendingResources reads (see sqlCore.PendingResourceGroups): no Subjects,
+	// request bodies or times.
 	PendingResourceGroups(ctx context.Context, connection string, q ResourceQuery) ([][]Record, bool, error)
 	// Purge removes records last seen before t and returns how many.
 	Purge(ctx context.Context, before time.Time) (int64, error)

@@ -71,6 +71,11 @@ type sqlCore struct {
 	name     string // "sqlite store", "postgres store": the prefix of errors
 	db       sqlBackend
 	greatest string // the two-argument maximum function: "max" or "GREATEST"
+	// pendingErrorsIndex follows "FROM records m" where a query must read the pending
+	// records with errors through records_pending_errors (migration 008): SQLite, which
+	// has no statistics, prefers records_connection_status_flags and reads every row
+	// unless told (" INDEXED BY records_pending_errors"); PostgreSQL chooses it ("").
+	pendingErrorsIndex string
 	// saver batches SaveRecord calls into group commits (store_batch.go); nil: one
 	// transaction per call.
 	saver *groupCommit

@@ -68,9 +68,10 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	s := &SQLiteStore{
-		sqlCore: sqlCore{name: "sqlite store", db: sqliteBackend{q: db, db: db, writer: make(chan struct{}, 1), stmts: &sqliteStmts{db: db}}, greatest: "max"},
-		db:      db,
-		path:    abs,
+		sqlCore: sqlCore{name: "sqlite store", db: sqliteBackend{q: db, db: db, writer: make(chan struct{}, 1), stmts: &sqliteStmts{db: db}}, greatest: "max",
+			pendingErrorsIndex: " INDEXED BY records_pending_errors"},
+		db:   db,
+		path: abs,
 	}
 	// One writer: one queue of group commits.
 	s.saver = newGroupCommit(1, s.sqlCore.db.inTx, s.saveRecordTx)
