@@ -229,10 +229,10 @@ func (c *sqlCore) mappedHeads(ctx context.Context, connection string, q Resource
 	}
 	sb.WriteString(` WHERE m.connection = $1 AND m.status = 'pending'`)
 	if q.User != "" {
-		sb.WriteString(subjectFilter("user", param(q.User)))
+		sb.WriteString(subjectFilter("user", param(identityText(q.User))))
 	}
 	if q.Group != "" {
-		sb.WriteString(subjectFilter("group", param(q.Group)))
+		sb.WriteString(subjectFilter("group", param(identityText(q.Group))))
 	}
 	if q.ErrorsOnly {
 		sb.WriteString(` AND m.errors > 0`)

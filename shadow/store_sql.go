@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -379,8 +381,8 @@ func normalizeSubjects(subjects []Subject) []Subject {
 	for i, s := range subjects {
 		out[i] = Subject{
 			Kind:   strings.ToLower(sqlText(s.Kind)),
-			ID:     sqlText(s.ID),
-			Key:    sqlText(s.Key),
+			ID:     identityText(s.ID),
+			Key:    identityText(s.Key),
 			Change: strings.ToLower(sqlText(s.Change)),
 		}
 	}
@@ -482,8 +484,8 @@ func (c *sqlCore) recordArgs(rec *Record) ([]any, error) {
 	}
 	return []any{
 		sqlText(rec.Connection), c.db.timeArg(created), c.db.timeArg(seen), int64(attempts),
-		sqlText(rec.Method), sqlText(rec.Path), sqlText(rec.ResourceType), sqlText(rec.ResourceID),
-		sqlText(rec.Key), sqlText(rec.Operation), sqlText(string(status)), hash,
+		sqlText(rec.Method), sqlText(rec.Path), sqlText(rec.ResourceType), identityText(rec.ResourceID),
+		identityText(rec.Key), sqlText(rec.Operation), sqlText(string(status)), hash,
 		original, effective, changes, findings,
 		live, projected, int64(max(rec.Errors, 0)), rec.Deprovision,
 		sqlText(rec.HoldReason), int64(rec.BackendStatus), sqlText(rec.BackendError),
@@ -529,11 +531,11 @@ func (c *sqlCore) LatestPending(ctx context.Context, connection, resourceType, i
 		// not a bare parameter, and still seeks the index.
 		rec, err = c.oneRecord(ctx, `SELECT `+recordColumns+` FROM records
 			WHERE connection = $1 AND resource_id = CAST($2 AS TEXT) AND lower(resource_type) = lower($3) AND status = 'pending'
-			ORDER BY id DESC LIMIT 1`, connection, id, resourceType)
+			ORDER BY id DESC LIMIT 1`, connection, identityText(id), resourceType)
 	case key != "":
 		rec, err = c.oneRecord(ctx, `SELECT `+recordColumns+` FROM records
 			WHERE connection = $1 AND lower(resource_key) = lower($2) AND lower(resource_type) = lower($3) AND status = 'pending'
-			ORDER BY id DESC LIMIT 1`, connection, key, resourceType)
+			ORDER BY id DESC LIMIT 1`, connection, identityText(key), resourceType)
 	default:
 		err = ErrNotFound
 	}
@@ -600,10 +602,10 @@ func recordsQuery(connection string, q RecordQuery) (string, []any, int, error) 
 		sb.WriteString(` AND id < ` + param(id))
 	}
 	if q.User != "" {
-		sb.WriteString(subjectFilter("user", param(q.User)))
+		sb.WriteString(subjectFilter("user", param(identityText(q.User))))
 	}
 	if q.Group != "" {
-		sb.WriteString(subjectFilter("group", param(q.Group)))
+		sb.WriteString(subjectFilter("group", param(identityText(q.Group))))
 	}
 	if q.ErrorsOnly {
 		sb.WriteString(` AND errors > 0`)
@@ -873,6 +875,30 @@ func sqlText(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
+// maxIdentityBytes bounds a resource id, key or subject as the store keeps it. These
+// columns are indexed, and PostgreSQL refuses an index entry over ~2.7 KB: without the
+// bound, a write with a longer (incompressible) id or userName could never be recorded.
+// Several of them share an index entry (id, key and its lower case), so each gets 512.
+const maxIdentityBytes = 512
+
+// identityText is s as a stored resource identity (sqlText): a longer s is cut at a rune
+// boundary and ends with "…" and a hash of the whole, so distinct long values stay
+// distinct and the same value always maps to the same text — a lookup passes its value
+// through identityText too.
+func identityText(s string) string {
+	s = sqlText(s)
+	if len(s) <= maxIdentityBytes {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	suffix := "…" + hex.EncodeToString(sum[:16])
+	cut := maxIdentityBytes - len(suffix)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + suffix
+}
+
 // encodeStoredRequest serialises a StoredRequest as JSON text. A Body that is not valid
 // UTF-8 JSON is kept as Text instead, so that a broken body never makes a record unstorable.
 func encodeStoredRequest(sr StoredRequest) (string, error) {
@@ -996,7 +1022,7 @@ const (
 
 // foldKey is a resource key as warnings are keyed: lower case by Go's Unicode rules, so
 // that both databases fold alike (their lower() do not).
-func foldKey(key string) string { return strings.ToLower(sqlText(key)) }
+func foldKey(key string) string { return identityText(strings.ToLower(sqlText(key))) }
 
 // upsertWarning opens a warning (count 1), bumps an open one, or reopens a resolved one
 // (count 1 again, new first seen and example) unless it was resolved after this miss. It
@@ -1054,8 +1080,8 @@ func (c *sqlCore) NoteWarnings(ctx context.Context, note WarningNote) (NoteResul
 		at = time.Now()
 	}
 	conn, typ := sqlText(note.Connection), sqlText(note.ResourceType)
-	key, id := sqlText(note.Key), sqlText(note.ResourceID)
-	fold := foldKey(key)
+	key, id := identityText(note.Key), identityText(note.ResourceID)
+	fold := foldKey(note.Key)
 	missing := uniqueStrings(note.Missing)
 	var present []string
 	for _, p := range uniqueStrings(note.Present) {

@@ -3,6 +3,8 @@ package shadow
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +35,7 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		{"ConcurrentDuplicates", suiteConcurrentDuplicates},
 		{"CancelledSaves", suiteCancelledSaves},
 		{"BatchSaveMatchesOneByOne", suiteBatchSave},
+		{"LongIdentity", suiteLongIdentity},
 		{"Isolation", suiteIsolation},
 		{"Filters", suiteFilters},
 		{"Paging", suitePaging},
@@ -1897,5 +1900,73 @@ func suiteBatchSave(t *testing.T, open func(t *testing.T) Store) {
 	}
 	if n, m := subjectRows(t, s, "many"), subjectRows(t, s, "one"); n != m || n != 7 {
 		t.Errorf("subject rows: batch %d, one by one %d, want 7", n, m)
+	}
+}
+
+// suiteLongIdentity: a write whose resource id, key and type are long (an IdP may send any
+// id in the URL; a key comes from the body) is recorded, found again by LatestPending, and
+// listed — no index entry limit (PostgreSQL's is ~2.7 KB) may refuse it.
+func suiteLongIdentity(t *testing.T, open func(t *testing.T) Store) {
+	s := open(t)
+	// Incompressible: PostgreSQL compresses a long index entry before it measures it.
+	random := func(n int) string {
+		b := make([]byte, n/2)
+		_, _ = crand.Read(b)
+		return hex.EncodeToString(b)
+	}
+	id := random(4000) + "-é"
+	key := random(4000) + "@example.com"
+	for i, r := range []*Record{
+		{ResourceID: id, Key: key, Operation: "patch", Method: "PATCH"},
+		{ResourceID: "", Key: key, Operation: "create", Method: "POST"},
+		{ResourceID: id, Key: key, Operation: "replace", Method: "PUT", Errors: 1},
+	} {
+		rec := testRecord("long", i)
+		rec.ResourceID, rec.Key, rec.Operation, rec.Method, rec.Errors = r.ResourceID, r.Key, r.Operation, r.Method, r.Errors
+		rec.Projected = json.RawMessage(fmt.Sprintf(`{"v":%d}`, i))
+		rec.Subjects = []Subject{{Kind: "user", ID: id, Key: key}}
+		mustSave(t, s, rec)
+	}
+	got, err := s.LatestPending(t.Context(), "long", "User", id, "")
+	if err != nil || string(got.Projected) != `{"v":2}` {
+		t.Errorf("LatestPending by the long id: %v %s", err, got.Projected)
+	}
+	all := allRecords(t, s, "long")
+	if len(all) != 3 {
+		t.Fatalf("%d records listed, want 3", len(all))
+	}
+	// Kept bounded, and the same long value always maps to the same stored text.
+	if k := all[0].Key; len(k) > 512 || k != all[1].Key || !strings.HasPrefix(key, k[:100]) {
+		t.Errorf("stored key %d bytes %.40q…, second %.40q…", len(k), k, all[1].Key)
+	}
+	recs, _, err := s.Records(t.Context(), "long", RecordQuery{User: key})
+	if err != nil || len(recs) != 3 {
+		t.Errorf("records ?user=<long key>: %d, %v", len(recs), err)
+	}
+	recs, _, err = s.Records(t.Context(), "long", RecordQuery{User: id})
+	if err != nil || len(recs) != 3 {
+		t.Errorf("records ?user=<long id>: %d, %v", len(recs), err)
+	}
+	// A warning keyed by the long key opens, is found by it, and resolves by the long id.
+	note := WarningNote{Connection: "long", ResourceType: "User", Key: key, ResourceID: id, Missing: []string{"department"}}
+	if _, err := s.NoteWarnings(t.Context(), note); err != nil {
+		t.Fatalf("NoteWarnings with a long key: %v", err)
+	}
+	if ws, err := s.UserWarnings(t.Context(), "long", strings.ToUpper(key)); err != nil || len(ws) != 1 {
+		t.Errorf("UserWarnings by the long key: %d, %v", len(ws), err)
+	}
+	if _, err := s.NoteWarnings(t.Context(), WarningNote{Connection: "long", ResourceType: "User", ResourceID: id, Present: []string{"department"}}); err != nil {
+		t.Fatal(err)
+	}
+	if ws, err := s.UserWarnings(t.Context(), "long", key); err != nil || len(ws) != 0 {
+		t.Errorf("after a PATCH with the attribute, by the long id: %d open, %v", len(ws), err)
+	}
+	groups, _, err := s.PendingResourceGroups(t.Context(), "long", ResourceQuery{})
+	if err != nil || len(groups) != 2 {
+		t.Errorf("pending resources: %d groups, %v", len(groups), err)
+	}
+	groups, _, err = s.PendingResourceGroups(t.Context(), "long", ResourceQuery{ErrorsOnly: true})
+	if err != nil || len(groups) != 1 {
+		t.Errorf("pending resources with errors: %d groups, %v", len(groups), err)
 	}
 }
