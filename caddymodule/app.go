@@ -165,13 +165,31 @@ func (a *App) Start() error {
 	return nil
 }
 
-// Stop stops the retention purge.
+// Stop stops the retention purge and finishes the warning bookkeeping: at once when the
+// process exits, else (a config reload) in the background.
 func (a *App) Stop() error {
 	currentApp.CompareAndSwap(a, nil)
 	if a.stop != nil {
 		close(a.stop)
 	}
-	a.stopObservability()
+	if caddy.Exiting() || a.handle == nil {
+		a.stopObservability(warningCloseTimeout)
+		return nil
+	}
+	// A config reload: Caddy waits for Stop before the load returns, so the old config's
+	// warning bookkeeping drains in the background (up to warningReloadTimeout against a
+	// slow store) on a use of the store of its own — the store stays open until it is done,
+	// and the new config answers meanwhile.
+	if _, _, err := stores.LoadOrNew(a.key, func() (caddy.Destructor, error) {
+		return nil, fmt.Errorf("the store of %s is gone", a.key)
+	}); err != nil {
+		a.stopObservability(warningCloseTimeout)
+		return nil
+	}
+	go func() {
+		defer func() { _, _ = stores.Delete(a.key) }()
+		a.stopObservability(warningReloadTimeout)
+	}()
 	return nil
 }
 

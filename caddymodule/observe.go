@@ -148,8 +148,12 @@ type observability struct {
 	warnings    *shadow.WarningRecorder
 }
 
-// warningCloseTimeout bounds the wait for the warning bookkeeping queued when the app stops.
-const warningCloseTimeout = 5 * time.Second
+// warningCloseTimeout bounds the wait for the warning bookkeeping queued when the process
+// exits; warningReloadTimeout when a config reload stops the app (in the background).
+const (
+	warningCloseTimeout  = 5 * time.Second
+	warningReloadTimeout = time.Minute
+)
 
 // provisionObservability registers the metrics in this config's registry and connects to
 // the events app.
@@ -202,11 +206,11 @@ func (a *App) startObservability(stop <-chan struct{}) {
 	go a.pendingLoop(stop, a.obs.pendingKick)
 }
 
-// stopObservability finishes the queued warning bookkeeping (a few seconds at most), then
+// stopObservability finishes the queued warning bookkeeping (timeout at most), then
 // emits what is queued and stops the emitter.
-func (a *App) stopObservability() {
+func (a *App) stopObservability(timeout time.Duration) {
 	if a.obs != nil {
-		if !a.obs.warnings.Close(warningCloseTimeout) {
+		if !a.obs.warnings.Close(timeout) {
 			a.logger.Warn("the store is slow; dropping the warning bookkeeping still queued")
 		}
 		a.obs.events.close()

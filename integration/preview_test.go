@@ -509,3 +509,68 @@ func TestPreviewReloadUnderLoad(t *testing.T) {
 		t.Errorf("backend received %d writes during reloads", be.Writes())
 	}
 }
+
+// TestReloadDoesNotWaitForWarningBookkeeping: a config reload returns while the old
+// config's warning bookkeeping cannot reach the store (its SQLite write lock is held
+// here), and that bookkeeping is not dropped: once the store is free again the warnings
+// of the writes before the reload are there. Before, the reload waited up to 5 s for the
+// queue, then dropped what was left.
+func TestReloadDoesNotWaitForWarningBookkeeping(t *testing.T) {
+	be := startBackend(t)
+	live := strings.Replace(previewCaddyfile, "mode preview", "mode live", 1)
+	c := startCaddy(t, strings.ReplaceAll(live, "{{STORE}}", "store sqlite {{DB}}"), be)
+	db, err := sql.Open("sqlite", filepath.Join(c.dir, "shadow.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatalf("locking: %v", err)
+	}
+	locked := true
+	defer func() {
+		if locked {
+			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	const users = 5
+	for i := range users {
+		// Live: forwarded at once; the missing favoriteColor queues a warning.
+		status, out, _ := c.scim(t, http.MethodPost, "/Users", userJSON(fmt.Sprintf("reload-%d", i), ""))
+		if status != http.StatusCreated {
+			t.Fatalf("live POST %d: %d %s", i, status, out)
+		}
+	}
+	cfg, err := os.ReadFile(filepath.Join(c.dir, "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(cfg), "redact_header X-Api-Key", "redact_header X-Api-Key X-Other", 1)
+	status, out := do(t, http.MethodPost, c.AdminURL+"/load", changed, map[string]string{"Content-Type": "text/caddyfile"})
+	if status != http.StatusOK {
+		t.Fatalf("reload: %d %s", status, out)
+	}
+	// The reload has returned and the lock is still held here: the old config's warning
+	// queue cannot have been written yet. Free the store; it must arrive.
+	var found int
+	_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
+	locked = false
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		_, page := c.review(t, http.MethodGet, "/connections/acme/warnings/users", nil)
+		list, _ := page["users"].([]any)
+		if found = len(list); found == users {
+			break
+		}
+	}
+	if found != users {
+		t.Errorf("%d of %d warnings of the writes before the reload are in the store", found, users)
+	}
+	if l := c.log.String(); strings.Contains(l, "dropping the warning bookkeeping") || strings.Contains(l, "warning bookkeeping dropped") {
+		t.Error("the old config dropped warning bookkeeping")
+	}
+}
