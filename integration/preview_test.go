@@ -305,18 +305,7 @@ func TestPreviewTenantsFromPlaceholder(t *testing.T) {
 func TestPreviewFailsClosedWhenStoreIsLocked(t *testing.T) {
 	be := startBackend(t)
 	c := startPreview(t, "store sqlite {{DB}}", be)
-	db, err := sql.Open("sqlite", filepath.Join(c.dir, "shadow.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	conn, err := db.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
-		t.Fatalf("locking: %v", err)
-	}
+	unlock := lockSQLite(t, filepath.Join(c.dir, "shadow.db"))
 	status, out, h := c.scim(t, http.MethodPost, "/Users", oktaCreate)
 	if status != http.StatusTooManyRequests || h.Get("Retry-After") == "" {
 		t.Fatalf("store down: %d %s, want the retryable 429", status, out)
@@ -330,10 +319,7 @@ func TestPreviewFailsClosedWhenStoreIsLocked(t *testing.T) {
 	if !c.waitLog(`"outcome":"error"`) {
 		t.Errorf("store failure not logged")
 	}
-	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close()
+	unlock()
 	status, _, h = c.scim(t, http.MethodPost, "/Users", oktaCreate)
 	if status != http.StatusTooManyRequests || h.Get("X-Scim-Shadow-Record") == "" {
 		t.Fatalf("retry after the store came back: %d, record %q", status, h.Get("X-Scim-Shadow-Record"))
@@ -519,25 +505,7 @@ func TestReloadDoesNotWaitForWarningBookkeeping(t *testing.T) {
 	be := startBackend(t)
 	live := strings.Replace(previewCaddyfile, "mode preview", "mode live", 1)
 	c := startCaddy(t, strings.ReplaceAll(live, "{{STORE}}", "store sqlite {{DB}}"), be)
-	db, err := sql.Open("sqlite", filepath.Join(c.dir, "shadow.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	conn, err := db.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
-		t.Fatalf("locking: %v", err)
-	}
-	locked := true
-	defer func() {
-		if locked {
-			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
-		}
-	}()
+	unlock := lockSQLite(t, filepath.Join(c.dir, "shadow.db"))
 	const users = 5
 	for i := range users {
 		// Live: forwarded at once; the missing favoriteColor queues a warning.
@@ -558,8 +526,7 @@ func TestReloadDoesNotWaitForWarningBookkeeping(t *testing.T) {
 	// The reload has returned and the lock is still held here: the old config's warning
 	// queue cannot have been written yet. Free the store; it must arrive.
 	var found int
-	_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
-	locked = false
+	unlock()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		_, page := c.review(t, http.MethodGet, "/connections/acme/warnings/users", nil)
 		list, _ := page["users"].([]any)
@@ -573,4 +540,33 @@ func TestReloadDoesNotWaitForWarningBookkeeping(t *testing.T) {
 	if l := c.log.String(); strings.Contains(l, "dropping the warning bookkeeping") || strings.Contains(l, "warning bookkeeping dropped") {
 		t.Error("the old config dropped warning bookkeeping")
 	}
+}
+
+// lockSQLite holds an exclusive lock on the SQLite file at path until the returned func
+// (or the test's end) releases it.
+func lockSQLite(t *testing.T, path string) (unlock func()) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatalf("locking %s: %v", path, err)
+	}
+	var once sync.Once
+	unlock = func() {
+		once.Do(func() {
+			if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+				t.Errorf("unlocking %s: %v", path, err)
+			}
+			conn.Close()
+			db.Close()
+		})
+	}
+	t.Cleanup(unlock)
+	return unlock
 }
