@@ -191,6 +191,9 @@ func (e *Engine) normalize(r *http.Request, next http.Handler, d *Decision, body
 	if !n.Any() || len(body) == 0 {
 		return body
 	}
+	if (d.Target.Op == OpCreate || d.Target.Op == OpReplace) && !rules.MayNormalizeResource(n, body) {
+		return body // nothing to normalise: no schema types needed either
+	}
 	var types rules.AttrTypes
 	if n.Booleans {
 		types = e.recentSchema(d.Connection)
