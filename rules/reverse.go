@@ -24,7 +24,9 @@ func (s *Set) ReverseResponse(resourceType string, body []byte, used SourceFunc)
 	}
 	ar := getArena()
 	defer ar.release()
-	root, lead, trail, err := ar.parseRoot(body, spare)
+	// A view, not a copy: nothing of the tree outlives the call (the moves build a new
+	// body; reverse mapping makes no findings).
+	root, lead, trail, err := ar.parseRootView(body, spare)
 	if err != nil {
 		return body, 0, fmt.Errorf("rules: reverse mapping %s response: %w", resourceType, err)
 	}
