@@ -60,21 +60,16 @@ func CheckLimits(body []byte, maxDepth, maxOps int, bulk bool) *LimitError {
 // jsonDepth returns the nesting depth of b's arrays and objects, counting strings
 // (and their escapes) as opaque; it stops counting once the depth passes stop.
 func jsonDepth(b []byte, stop int) int {
-	depth, deepest, inString, escaped := 0, 0, false, false
-	for _, c := range b {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
+	depth, deepest := 0, 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++ // the escaped byte is part of the string
+				}
 			}
-		case c == '"':
-			inString = true
-		case c == '[' || c == '{':
+		case '[', '{':
 			depth++
 			if depth > deepest {
 				deepest = depth
@@ -82,7 +77,7 @@ func jsonDepth(b []byte, stop int) int {
 					return deepest
 				}
 			}
-		case c == ']' || c == '}':
+		case ']', '}':
 			depth--
 		}
 	}
