@@ -362,7 +362,8 @@ func (rw *reverseWriter) finish() {
 		return
 	}
 	body := rw.buf.Bytes()
-	out, moved, err := rw.e.Rules.ReverseResponse(rw.d.Target.ResourceType, body, rw.e.usedSources(rw.d.Connection))
+	dst := bufPool.Get().(*bytes.Buffer) // the moved body goes to a pooled buffer too
+	out, moved, err := rw.e.Rules.AppendReverseResponse(dst.AvailableBuffer(), rw.d.Target.ResourceType, body, rw.e.usedSources(rw.d.Connection))
 	if err == nil && moved > 0 {
 		body = out
 		rw.d.ReverseMapped += moved
@@ -370,7 +371,16 @@ func (rw *reverseWriter) finish() {
 	rw.w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	rw.w.WriteHeader(rw.status)
 	_, _ = rw.w.Write(body)
-	rw.releaseBuf() // body was written: nothing refers to the buffer any more
+	// body was written: nothing refers to either buffer any more. A moved body that
+	// outgrew dst is kept in its place for the next response.
+	if moved > 0 && cap(out) > dst.Cap() && cap(out) <= maxPooledBuf {
+		dst = bytes.NewBuffer(out[:0])
+	}
+	dst.Reset()
+	if dst.Cap() <= maxPooledBuf {
+		bufPool.Put(dst)
+	}
+	rw.releaseBuf()
 }
 
 // isSCIMJSON reports whether a response Content-Type is application/scim+json or
