@@ -423,14 +423,20 @@ func readAll(r io.Reader, length int64) ([]byte, error) {
 
 // rewriteQuery rewrites filter=, attributes= and excludedAttributes= of a read.
 func (e *Engine) rewriteQuery(r *http.Request, resourceType string) {
-	if e.Rules.Empty() || r.URL.RawQuery == "" || !e.queryMayChange(r.URL.RawQuery, resourceType) {
+	if e.Rules.Empty() || r.URL.RawQuery == "" {
 		return
 	}
-	e.rewriteWholeQuery(r, resourceType)
+	if seen, ok := e.queryMayChange(r.URL.RawQuery, resourceType); ok {
+		e.rewriteWholeQuery(r, resourceType, seen)
+	}
 }
 
-// rewriteWholeQuery decodes the query, rewrites it and encodes it again when a value changed.
-func (e *Engine) rewriteWholeQuery(r *http.Request, resourceType string) {
+// filterRewrite is a filter value and what the rules made of it.
+type filterRewrite struct{ in, out string }
+
+// rewriteWholeQuery decodes the query, rewrites it and encodes it again when a value
+// changed. seen is a filter the quick look rewrote already (its in is "" when none).
+func (e *Engine) rewriteWholeQuery(r *http.Request, resourceType string, seen filterRewrite) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return // a query the backend must judge; leave it as sent
@@ -440,6 +446,8 @@ func (e *Engine) rewriteWholeQuery(r *http.Request, resourceType string) {
 		for i, v := range vals {
 			var out string
 			switch {
+			case strings.EqualFold(name, "filter") && seen.in != "" && v == seen.in:
+				out = seen.out
 			case strings.EqualFold(name, "filter"):
 				out, err = e.Rules.RewriteFilter(resourceType, v)
 				if err != nil {
@@ -465,13 +473,13 @@ func (e *Engine) rewriteWholeQuery(r *http.Request, resourceType string) {
 // whole: it reports false only when the query parses and no filter=, attributes= or
 // excludedAttributes= value would be rewritten, the case where rewriteQuery leaves the
 // query as sent. Anything else (a change, a value that does not decode, a ';') is left to
-// the full path.
-func (e *Engine) queryMayChange(raw, resourceType string) bool {
+// the full path, with the filter it rewrote when that was the change it found.
+func (e *Engine) queryMayChange(raw, resourceType string) (filterRewrite, bool) {
 	for raw != "" {
 		var pair string
 		pair, raw, _ = strings.Cut(raw, "&")
 		if strings.IndexByte(pair, ';') >= 0 {
-			return true // url.ParseQuery refuses it
+			return filterRewrite{}, true // url.ParseQuery refuses it
 		}
 		if pair == "" {
 			continue
@@ -479,7 +487,7 @@ func (e *Engine) queryMayChange(raw, resourceType string) bool {
 		k, v, _ := strings.Cut(pair, "=")
 		name, err := url.QueryUnescape(k)
 		if err != nil {
-			return true
+			return filterRewrite{}, true
 		}
 		isFilter := strings.EqualFold(name, "filter")
 		if !isFilter && !strings.EqualFold(name, "attributes") && !strings.EqualFold(name, "excludedAttributes") {
@@ -487,17 +495,17 @@ func (e *Engine) queryMayChange(raw, resourceType string) bool {
 		}
 		val, err := url.QueryUnescape(v)
 		if err != nil {
-			return true
+			return filterRewrite{}, true
 		}
 		if isFilter {
 			if out, err := e.Rules.RewriteFilter(resourceType, val); err == nil && out != val {
-				return true
+				return filterRewrite{val, out}, true
 			}
 		} else if e.Rules.RewriteAttributeList(resourceType, val) != val {
-			return true
+			return filterRewrite{}, true
 		}
 	}
-	return false
+	return filterRewrite{}, false
 }
 
 func (e *Engine) connection(r *http.Request) string {

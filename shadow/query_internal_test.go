@@ -39,7 +39,7 @@ func TestQueryQuickLook(t *testing.T) {
 		quick := httptest.NewRequest("GET", "/scim/v2/Users?"+q, nil)
 		whole := httptest.NewRequest("GET", "/scim/v2/Users?"+q, nil)
 		e.rewriteQuery(quick, "User")
-		e.rewriteWholeQuery(whole, "User")
+		e.rewriteWholeQuery(whole, "User", filterRewrite{})
 		if quick.URL.RawQuery != whole.URL.RawQuery || quick.RequestURI != whole.RequestURI {
 			t.Errorf("%s: quick look gave %q (%q), the whole rewrite %q (%q)", q,
 				quick.URL.RawQuery, quick.RequestURI, whole.URL.RawQuery, whole.RequestURI)
