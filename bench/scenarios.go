@@ -128,15 +128,25 @@ func (r *Runner) RunLive(ctx context.Context) error {
 	defer b.Stop()
 	res := &LiveResult{Concurrency: c.LiveConcurrency, Duration: c.LiveDuration, Normalize: c.Normalize}
 	r.Report.Live = res
-	profiled := !c.Profile
+	// With profiles on, each Caddy's first measured round is profiled (live-a.cpu.pprof,
+	// live-b.cpu.pprof) and its request count noted, for CPU per request.
+	profiled := map[*Caddy]bool{a: !c.Profile, b: !c.Profile}
 	run := func(p *Caddy, d time.Duration) RunStats {
-		if !profiled && p == b && d == c.LiveDuration {
-			profiled = true
+		profiling := !profiled[p] && d == c.LiveDuration
+		if profiling {
+			profiled[p] = true
+			name := "live-a"
+			if p == b {
+				name = "live-b"
+			}
 			go func() {
-				_ = b.Profile(ctx, int(max(d/time.Second, 1)), filepath.Join(c.WorkDir, "live-b.cpu.pprof"))
+				_ = p.Profile(ctx, int(max(d/time.Second, 1)), filepath.Join(c.WorkDir, name+".cpu.pprof"))
 			}()
 		}
 		out := Load{Base: p.URL, Concurrency: c.LiveConcurrency, Duration: d, Gen: r.liveMix()}.Run(ctx)
+		if profiling {
+			r.logf("live %s: profiled round, %d requests", p.Name, out.Requests)
+		}
 		if out.Errors > 0 {
 			r.note("live %s: %d errors, first: %s", p.Name, out.Errors, out.FirstErr)
 		}

@@ -65,6 +65,7 @@ type Handler struct {
 
 	engine *shadow.Engine
 	logger *zap.Logger
+	static string              // the sanitized connection name when it has no placeholder
 	creds  *shadow.Credentials // set with Auth "token"
 }
 
@@ -109,6 +110,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision compiles the rules and connects the handler to the scim_shadow app.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if !strings.Contains(h.Connection, "{") {
+		h.static = sanitizeConnection(h.Connection)
+	}
 	set, err := rules.Compile(h.ruleConfig())
 	if err != nil {
 		return fmt.Errorf("mapping rules: %w", err)
@@ -205,6 +209,9 @@ func (h *Handler) ruleConfig() map[string]rules.ResourceRules {
 func (h *Handler) connectionName(r *http.Request) string {
 	if c, ok := tokenConnection(r); ok {
 		return c
+	}
+	if h.static != "" {
+		return h.static
 	}
 	name := h.Connection
 	if strings.Contains(name, "{") {

@@ -173,18 +173,25 @@ func registerMetrics(reg *prometheus.Registry) error {
 	return nil
 }
 
+// Per-request counters, by label values (see counterCache).
+var (
+	requestCounters       = &counterCache{vec: requestsTotal}
+	rewriteCounters       = &counterCache{vec: rewritesTotal}
+	normalizationCounters = &counterCache{vec: normalizationsTotal}
+)
+
 // countDecision updates the request, finding and latency metrics of one decision.
 func countDecision(d *shadow.Decision) {
 	resource := resourceLabel(d.Target)
-	requestsTotal.WithLabelValues(d.Connection, string(d.Mode), resource, string(d.Target.Op), string(d.Outcome)).Inc()
+	requestCounters.with([5]string{d.Connection, string(d.Mode), resource, string(d.Target.Op), string(d.Outcome)}, 5).Inc()
 	for _, f := range d.Findings {
 		switch f.Code {
 		case rules.CodeFallback:
-			rewritesTotal.WithLabelValues(d.Connection, resource, f.Attribute, f.Source).Inc()
+			rewriteCounters.with([5]string{d.Connection, resource, f.Attribute, f.Source}, 4).Inc()
 		case rules.CodeMissing:
 			warningsTotal.WithLabelValues(d.Connection, resource, f.Attribute).Inc()
 		case rules.CodeNormalized:
-			normalizationsTotal.WithLabelValues(d.Connection, f.Kind).Inc()
+			normalizationCounters.with([5]string{d.Connection, f.Kind}, 2).Inc()
 		}
 	}
 	if d.ReverseMapped > 0 {
@@ -193,6 +200,47 @@ func countDecision(d *shadow.Decision) {
 	if d.LiveStateDuration > 0 {
 		liveStateDuration.Observe(d.LiveStateDuration.Seconds())
 	}
+}
+
+// counterCache keeps the children of a CounterVec by their label values, so counting a
+// request costs one map lookup instead of the vec's hashing and checking of every label
+// value. The vecs it serves never delete series (tests that do call forget), so a kept
+// child is always the vec's. It keeps at most maxCachedCounters children; past that the
+// vec is asked each time.
+type counterCache struct {
+	vec *prometheus.CounterVec
+	mu  sync.RWMutex
+	m   map[[5]string]prometheus.Counter
+}
+
+// maxCachedCounters bounds the children one counterCache keeps.
+const maxCachedCounters = 4096
+
+// with returns the counter of the first n label values of key.
+func (c *counterCache) with(key [5]string, n int) prometheus.Counter {
+	c.mu.RLock()
+	ctr, ok := c.m[key]
+	c.mu.RUnlock()
+	if ok {
+		return ctr
+	}
+	ctr = c.vec.WithLabelValues(key[:n]...)
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[[5]string]prometheus.Counter{}
+	}
+	if len(c.m) < maxCachedCounters {
+		c.m[key] = ctr
+	}
+	c.mu.Unlock()
+	return ctr
+}
+
+// forget drops the kept children (after series were deleted from the vec).
+func (c *counterCache) forget() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
 }
 
 // resourceLabel is the resource type of a request, or its endpoint when it spans types.

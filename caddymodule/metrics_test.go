@@ -192,6 +192,9 @@ func forgetConnection(name string) {
 	requestsTotal.DeletePartialMatch(l)
 	rewritesTotal.DeletePartialMatch(l)
 	warningsTotal.DeletePartialMatch(l)
+	for _, c := range []*counterCache{requestCounters, rewriteCounters, normalizationCounters} {
+		c.forget()
+	}
 }
 
 func TestMetricsCountDecisions(t *testing.T) {

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"net/http/httptest"
 	"testing"
 
 	"go.uber.org/zap"
@@ -53,6 +54,34 @@ func BenchmarkDecisionLog(b *testing.B) {
 	for b.Loop() {
 		o.log(d)
 	}
+}
+
+// BenchmarkObserveDecision: everything the observer does per request (log line at info,
+// metrics), for a live read (logged at debug: dropped) and a live write with five
+// fallback findings, as in the bench's live mix.
+func BenchmarkObserveDecision(b *testing.B) {
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	o := &decisionObserver{logger: zap.New(zapcore.NewCore(enc, zapcore.AddSync(discard{}), zapcore.InfoLevel))}
+	read := &shadow.Decision{Connection: "bench-obs", Mode: shadow.ModeLive, Outcome: shadow.OutcomeForwarded,
+		Target: shadow.Target{Op: shadow.OpRead, ResourceType: "User"}}
+	write := &shadow.Decision{Connection: "bench-obs", Mode: shadow.ModeLive, Outcome: shadow.OutcomeForwarded,
+		Target: shadow.Target{Op: shadow.OpCreate, ResourceType: "User"}, ReverseMapped: 4}
+	for _, a := range []string{"favoriteColor", "nickName", "department", "emails", "locale"} {
+		write.Findings = append(write.Findings, rules.Finding{Severity: rules.SeverityInfo, Code: rules.CodeFallback, Attribute: a, Source: "x", Message: a + " taken from x"})
+	}
+	r := httptest.NewRequest("GET", "/scim/v2/Users", nil)
+	for _, c := range []struct {
+		name string
+		d    *shadow.Decision
+	}{{"read", read}, {"write", write}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				o.Observe(r, c.d)
+			}
+		})
+	}
+	forgetConnection("bench-obs")
 }
 
 type discard struct{}

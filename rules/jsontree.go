@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -64,13 +65,29 @@ var (
 // parseRoot parses a request body that must be a JSON object, leaving room for extra
 // added members. lead and trail are the whitespace around it.
 func (ar *arena) parseRoot(body []byte, extra int) (root *jobj, lead, trail string, err error) {
+	return ar.parseRootOf(body, extra, false)
+}
+
+// parseRootView is parseRoot over body itself rather than a copy: only for a call that
+// lets nothing of the tree outlive it (no finding, no returned string) and whose body
+// nobody changes meanwhile.
+func (ar *arena) parseRootView(body []byte, extra int) (root *jobj, lead, trail string, err error) {
+	return ar.parseRootOf(body, extra, true)
+}
+
+func (ar *arena) parseRootOf(body []byte, extra int, view bool) (root *jobj, lead, trail string, err error) {
 	if !depthOK(body) {
 		return nil, "", "", errTooDeep
 	}
 	if !gjson.ValidBytes(body) {
 		return nil, "", "", errNotJSON
 	}
-	s := string(body)
+	var s string
+	if view {
+		s = unsafe.String(unsafe.SliceData(body), len(body))
+	} else {
+		s = string(body)
+	}
 	i, j := 0, len(s)
 	for i < j && isSpace(s[i]) {
 		i++

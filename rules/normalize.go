@@ -101,6 +101,13 @@ func (nz *normalizer) note(kind, path, msg string) {
 	nz.findings = append(nz.findings, Finding{Severity: SeverityInfo, Code: CodeNormalized, Kind: kind, Path: path, Message: msg})
 }
 
+// MayNormalizeResource is NormalizeResource's quick look: false when it would return body
+// unchanged without findings (or with an error, for a body that is not a JSON object),
+// without parsing it.
+func MayNormalizeResource(n Normalization, body []byte) bool {
+	return (n.Booleans || n.Manager) && mayNeed(n, body)
+}
+
 // NormalizeResource normalises a POST or PUT body: string booleans and a bare-string
 // manager (the other switches concern PATCH). types nil or empty means CoreAttrTypes. A
 // body that is not a JSON object comes back unchanged with an error; a body nothing
@@ -149,21 +156,42 @@ func NormalizePatch(n Normalization, types AttrTypes, body []byte) ([]byte, []Fi
 		return body, nil, fmt.Errorf("rules: normalizing PATCH: %w", errors.New("no Operations array"))
 	}
 	nz := &normalizer{n: n, types: orCore(types)}
+	// The new Operations array is built from the first changed operation on (the ones
+	// before it are written then): a PATCH nothing changes in allocates no copy.
 	changed := false
 	var b strings.Builder
-	b.Grow(len(ops.Raw) + 64)
-	b.WriteByte('[')
 	j, count := 0, 0
+	emit := func(s string) {
+		if count > 0 {
+			b.WriteByte(',')
+		}
+		count++
+		b.WriteString(s)
+	}
 	ops.ForEach(func(_, op gjson.Result) bool {
 		out, ch := nz.operation(j, op)
+		if ch && !changed {
+			changed = true
+			b.Grow(len(ops.Raw) + 64)
+			b.WriteByte('[')
+			i := 0
+			ops.ForEach(func(_, prev gjson.Result) bool {
+				if i == j {
+					return false
+				}
+				emit(prev.Raw)
+				i++
+				return true
+			})
+		}
 		j++
-		changed = changed || ch
-		for _, o := range out {
-			if count > 0 {
-				b.WriteByte(',')
+		switch {
+		case ch:
+			for _, o := range out {
+				emit(o)
 			}
-			count++
-			b.WriteString(o)
+		case changed:
+			emit(op.Raw)
 		}
 		return true
 	})
@@ -204,10 +232,11 @@ func parseObject(body []byte) (gjson.Result, error) {
 	return v, nil
 }
 
-// operation normalises PATCH operation j; it may become several operations.
+// operation normalises PATCH operation j; it may become several operations. An
+// operation it leaves as it is gives nil, false.
 func (nz *normalizer) operation(j int, op gjson.Result) ([]string, bool) {
 	if !op.IsObject() {
-		return []string{op.Raw}, false
+		return nil, false
 	}
 	var opv, pathv, valv gjson.Result
 	op.ForEach(func(k, v gjson.Result) bool {
@@ -221,13 +250,12 @@ func (nz *normalizer) operation(j int, op gjson.Result) ([]string, bool) {
 		}
 		return true
 	})
-	where := "operation " + strconv.Itoa(j)
 	changed := false
 	opRaw := opv.Raw
 	if nz.n.OpCase && opv.Type == gjson.String && opv.Str != strings.ToLower(opv.Str) {
 		opRaw = quote(strings.ToLower(opv.Str))
 		changed = true
-		nz.note(KindOpCase, pathv.Str, where+": op "+strconv.Quote(opv.Str)+" → "+opRaw)
+		nz.note(KindOpCase, pathv.Str, opWhere(j)+": op "+strconv.Quote(opv.Str)+" → "+opRaw)
 	}
 	path := ""
 	if pathv.Type == gjson.String {
@@ -241,7 +269,7 @@ func (nz *normalizer) operation(j int, op gjson.Result) ([]string, bool) {
 				p := "members[value eq " + quote(id) + "]"
 				out = append(out, `{"op":`+opRaw+`,"path":`+quote(p)+`}`)
 			}
-			nz.note(KindMemberRemoval, "members", fmt.Sprintf("%s: removal of %d member(s) by value array → one members[value eq …] removal each", where, len(ids)))
+			nz.note(KindMemberRemoval, "members", fmt.Sprintf("%s: removal of %d member(s) by value array → one members[value eq …] removal each", opWhere(j), len(ids)))
 			return out, true
 		}
 	}
@@ -249,7 +277,7 @@ func (nz *normalizer) operation(j int, op gjson.Result) ([]string, bool) {
 	if valv.Exists() {
 		v := valv
 		if path == "" && v.IsObject() && nz.n.DottedKeys {
-			if nested, ok := nz.nestDotted(where, v); ok {
+			if nested, ok := nz.nestDotted(j, v); ok {
 				v, changed = gjson.Parse(nested), true
 				valRaw = nested
 			}
@@ -263,10 +291,13 @@ func (nz *normalizer) operation(j int, op gjson.Result) ([]string, bool) {
 		}
 	}
 	if !changed {
-		return []string{op.Raw}, false
+		return nil, false
 	}
 	return []string{rebuild(op, map[string]string{"op": opRaw, "value": valRaw})}, true
 }
+
+// opWhere names PATCH operation j in finding messages (built only for a finding).
+func opWhere(j int) string { return "operation " + strconv.Itoa(j) }
 
 // memberIDs returns the ids of a members value array whose every element is an object
 // with a string value; ok false otherwise (nothing to rewrite safely).
@@ -457,6 +488,9 @@ func mayNeed(n Normalization, body []byte) bool {
 			continue
 		}
 		rest := body[i+1:]
+		if c := rest[0] | 0x20; c != 't' && c != 'f' && c != 'm' {
+			continue // foldEq folds ASCII only: no other first byte starts a match
+		}
 		switch {
 		case n.Booleans && len(rest) >= 5 && foldEq(string(rest[:5]), "true\""):
 			return true
@@ -499,7 +533,15 @@ func dotSplit(key string) (parent, sub string, ok bool) {
 
 // nestDotted turns the dotted keys of a path-less value into nested objects, merging
 // with an object of the same attribute; a key whose parent holds something else is left.
-func (nz *normalizer) nestDotted(where string, v gjson.Result) (string, bool) {
+func (nz *normalizer) nestDotted(j int, v gjson.Result) (string, bool) {
+	dotted := false
+	v.ForEach(func(k, _ gjson.Result) bool {
+		_, _, dotted = dotSplit(k.Str)
+		return !dotted
+	})
+	if !dotted {
+		return "", false // the usual value: nothing to nest, nothing to build
+	}
 	type entry struct {
 		keyRaw, valRaw string
 		key            string
@@ -549,7 +591,7 @@ func (nz *normalizer) nestDotted(where string, v gjson.Result) (string, bool) {
 		}
 		e.kids = append(e.kids, quote(sub)+":"+el.Raw)
 		changed = true
-		nz.note(KindDottedKeys, k.Str, where+": key "+strconv.Quote(k.Str)+" → nested "+strconv.Quote(parent)+"."+strconv.Quote(sub))
+		nz.note(KindDottedKeys, k.Str, opWhere(j)+": key "+strconv.Quote(k.Str)+" → nested "+strconv.Quote(parent)+"."+strconv.Quote(sub))
 		return true
 	})
 	if !changed {

@@ -81,6 +81,14 @@ func TestNormalizePatch(t *testing.T) {
 			po + `{"op":"replace","value":{"name":"x","name.givenName":"Cara"}}]}`, "", nil},
 		{"okta path-less deactivate is already standard", all,
 			po + `{"op":"replace","value":{"active":false}}]}`, "", nil},
+		{"unchanged operations around a changed one keep their place", all,
+			po + `{"op":"add","path":"title","value":"x"}, "junk", {"op":"Replace","path":"active","value":"False"},{"op":"remove","path":"nickName"}]}`,
+			po + `{"op":"add","path":"title","value":"x"},"junk",{"op":"replace","path":"active","value":false},{"op":"remove","path":"nickName"}]}`,
+			[]string{KindOpCase, KindBooleans}},
+		{"a member removal after unchanged operations", all,
+			po + `{"op":"add","path":"displayName","value":"g"},{"op":"remove","path":"members","value":[{"value":"u1"},{"value":"u2"}]}]}`,
+			po + `{"op":"add","path":"displayName","value":"g"},{"op":"remove","path":"members[value eq \"u1\"]"},{"op":"remove","path":"members[value eq \"u2\"]"}]}`,
+			[]string{KindMemberRemoval}},
 		{"switches off", Normalization{},
 			po + `{"op":"Replace","path":"active","value":"False"}]}`, "", nil},
 	}
@@ -147,5 +155,32 @@ func TestNormalizeErrors(t *testing.T) {
 	}
 	if n, err := ParseNormalization([]string{"all"}); err != nil || n != (Normalization{true, true, true, true, true}) {
 		t.Errorf("all: %+v %v", n, err)
+	}
+}
+
+// TestMayNormalizeResource: where the quick look says no, NormalizeResource returns the
+// body itself without findings (an error at most, which callers drop with the body
+// unchanged); where it changes a body, the quick look says yes.
+func TestMayNormalizeResource(t *testing.T) {
+	user := `{"userName":"ada","active":true,"emails":[{"value":"a@x","primary":false}],"title":"Manager of trues"}`
+	bodies := []string{
+		user,
+		strings.Replace(user, `"active":true`, `"active":"True"`, 1),
+		strings.Replace(user, `"primary":false`, `"primary":"FALSE"`, 1),
+		`{"` + EnterpriseURN + `":{"manager":"m-1"}}`,
+		`{"` + EnterpriseURN + `":{"MANAGER":{"value":"m-1"}}}`,
+		`{"nickName":"true","x":"falsey","y":"Mtrue"}`,
+		`{"a":`, `[]`, ``, `"true"`,
+		strings.Repeat(`{"a":`, 100) + `"True"` + strings.Repeat(`}`, 100),
+	}
+	for _, n := range []Normalization{{Booleans: true}, {Manager: true}, {true, true, true, true, true}, {OpCase: true}} {
+		for _, in := range bodies {
+			body := []byte(in)
+			out, fs, _ := NormalizeResource(n, nil, body)
+			same := len(out) == len(body) && (len(body) == 0 || &out[0] == &body[0])
+			if !MayNormalizeResource(n, body) && (!same || len(fs) > 0) {
+				t.Errorf("%+v %s: skipped, but NormalizeResource gave %s %v", n, in, out, fs)
+			}
+		}
 	}
 }

@@ -182,14 +182,28 @@ type cachedPath struct {
 
 // parsePath parses a path from a request (a PATCH path, a key, a list entry). Paths
 // without a value filter take a fast exact parser; the others are memoised, as the
-// filter parser needs tens of microseconds per path and IdPs repeat theirs.
+// filter parser needs tens of microseconds per path and IdPs repeat theirs. The paths it
+// returns are shared: callers never change them.
 func (tr *typeRules) parsePath(s string) (*apath, error) {
-	if uri, attr, sub, ok := parseSimple(s); ok {
+	if v, ok := tr.simple.Load(s); ok {
+		return v.(*apath), nil
+	}
+	if _, _, _, ok := parseSimple(s); ok {
+		// Simple paths are memoised too (apart, so that names a client makes up cannot
+		// crowd the filtered ones out): finish quotes five spellings of each.
+		keep := tr.nsimple.Add(1) <= maxCachedPaths
+		if keep {
+			s = strings.Clone(s)
+		}
+		uri, attr, sub, _ := parseSimple(s)
 		a := &apath{raw: s, attr: attr, sub: sub}
 		if !isCoreURI(uri) {
 			a.uri = uri
 		}
 		a.finish()
+		if keep {
+			tr.simple.Store(s, a)
+		}
 		return a, nil
 	}
 	if v, ok := tr.cache.Load(s); ok {

@@ -19,12 +19,21 @@ type SourceFunc func(resourceType, target string) string
 // moved), the number of attributes moved, and an error for a body that is not a JSON
 // object (returned unchanged).
 func (s *Set) ReverseResponse(resourceType string, body []byte, used SourceFunc) ([]byte, int, error) {
+	return s.AppendReverseResponse(nil, resourceType, body, used)
+}
+
+// AppendReverseResponse is ReverseResponse writing a moved body into dst's spare room (a
+// new slice when dst is nil or too short, as append does; dst must not overlap body).
+// When nothing moved it returns body itself, as ReverseResponse does.
+func (s *Set) AppendReverseResponse(dst []byte, resourceType string, body []byte, used SourceFunc) ([]byte, int, error) {
 	if s.Empty() || used == nil {
 		return body, 0, nil
 	}
 	ar := getArena()
 	defer ar.release()
-	root, lead, trail, err := ar.parseRoot(body, spare)
+	// A view, not a copy: nothing of the tree outlives the call (the moves build a new
+	// body; reverse mapping makes no findings).
+	root, lead, trail, err := ar.parseRootView(body, spare)
 	if err != nil {
 		return body, 0, fmt.Errorf("rules: reverse mapping %s response: %w", resourceType, err)
 	}
@@ -43,7 +52,10 @@ func (s *Set) ReverseResponse(resourceType string, body []byte, used SourceFunc)
 	if moved == 0 || !root.dirty() {
 		return body, 0, nil
 	}
-	out := make([]byte, 0, len(body)+64)
+	out := dst[:0]
+	if cap(out) < len(body)+64 {
+		out = make([]byte, 0, len(body)+64)
+	}
 	out = append(out, lead...)
 	out = root.appendTo(out)
 	return append(out, trail...), moved, nil

@@ -36,6 +36,16 @@ func TestReverseResponse(t *testing.T) {
 				t.Fatal("nothing moved")
 			}
 			jsonEq(t, string(out), c.want)
+			// Into a caller's buffer (roomy, too small): the same bytes, in its room when it fits.
+			for _, dst := range [][]byte{make([]byte, 0, 4096), make([]byte, 3, 8)} {
+				got, m, err := s.AppendReverseResponse(dst, "User", []byte(c.in), used)
+				if err != nil || m != n || string(got) != string(out) {
+					t.Fatalf("AppendReverseResponse = %s, %d, %v; want %s, %d", got, m, err, out, n)
+				}
+				if fits := cap(dst) >= len(c.in)+64; fits != (&got[:1][0] == &dst[:1][0]) {
+					t.Errorf("written in dst's room: %v, want %v", !fits, fits)
+				}
+			}
 			// The reversed body rewritten forward again is the backend's shape.
 			if !strings.Contains(c.in, "Resources") {
 				fwd, _, err := s.RewriteResource("User", OpReplace, out)
@@ -55,6 +65,16 @@ func mustForward(t *testing.T, s *Set, in string) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestAppendReverseUnmoved: a body nothing moves in comes back as itself, whatever dst.
+func TestAppendReverseUnmoved(t *testing.T) {
+	s := mustCompile(t, testRules())
+	body := []byte(`{"id":"1","userName":"a"}`)
+	out, n, err := s.AppendReverseResponse(make([]byte, 0, 256), "User", body, usesOf(map[string]string{"User favoriteColor": "favorite_color"}))
+	if err != nil || n != 0 || &out[0] != &body[0] {
+		t.Fatalf("= %s, %d, %v; want the body itself", out, n, err)
+	}
 }
 
 func TestReverseOnlyUsedSources(t *testing.T) {

@@ -81,6 +81,9 @@ type typeRules struct {
 
 	cache  sync.Map // request path → cachedPath
 	cached atomic.Int64
+	// simple memoises the paths parseSimple takes (request path → *apath).
+	simple  sync.Map
+	nsimple atomic.Int64
 }
 
 // crule is a compiled Rule.

@@ -53,7 +53,7 @@ func (s *Set) WarnPresent(resourceType string, op Operation, body []byte) []stri
 	}
 	ar := getArena()
 	defer ar.release()
-	root, _, _, err := ar.parseRoot(body, 0)
+	root, _, _, err := ar.parseRootView(body, 0) // the answer is rule targets: nothing of body outlives the call
 	if err != nil {
 		return nil
 	}

@@ -56,15 +56,99 @@ type Target struct {
 // confuse it. escapedPath is the path as sent (URL.EscapedPath), so an id holding an
 // encoded slash stays one segment.
 func Classify(method, escapedPath string, endpoints map[string]string) Target {
+	return classifyParts(method, splitPath(escapedPath), endpoints)
+}
+
+// classifyParts is Classify on a split path.
+func classifyParts(method string, p pathParts, endpoints map[string]string) Target {
 	if endpoints == nil {
 		endpoints = DefaultEndpoints
 	}
-	raw := strings.Split(strings.Trim(escapedPath, "/"), "/")
+	// …/Users/{id} and …/Users/.search
+	if p.n >= 2 {
+		if name, rt, ok := lookupEndpoint(p.prev, endpoints); ok {
+			t := classifyResource(method, Target{Endpoint: name, ResourceType: rt}, p.last, true)
+			t.Base = p.base2
+			return t
+		}
+		for _, svc := range serviceEndpoints {
+			if strings.EqualFold(p.prev, svc) { // /Schemas/{id}, /ResourceTypes/{name}
+				return serviceTarget(method, svc, p.base2)
+			}
+		}
+	}
+	switch {
+	case p.last == ".search":
+		if method == http.MethodPost {
+			return Target{Base: p.base1, Op: OpSearch}
+		}
+		return Target{Op: OpOther}
+	case strings.EqualFold(p.last, "Bulk"):
+		if method == http.MethodPost {
+			return Target{Base: p.base1, Endpoint: "Bulk", Op: OpBulk}
+		}
+		return Target{Endpoint: "Bulk", Op: OpOther}
+	}
+	for _, svc := range serviceEndpoints {
+		if strings.EqualFold(p.last, svc) {
+			return serviceTarget(method, svc, p.base1)
+		}
+	}
+	if name, rt, ok := lookupEndpoint(p.last, endpoints); ok {
+		t := classifyResource(method, Target{Endpoint: name, ResourceType: rt}, "", false)
+		t.Base = p.base1
+		return t
+	}
+	return Target{Op: OpOther}
+}
+
+// pathParts are what Classify looks at in a path split at '/' (after trimming the slashes
+// around it) into n unescaped segments: the last two and the paths before them.
+type pathParts struct {
+	n            int
+	last, prev   string // segments n-1 and n-2 ("" when n < 2)
+	base1, base2 string // "/" + segments before n-1 (before n-2) joined with '/', "" when none
+}
+
+// splitPath splits an escaped path. A path without '%' is sliced, not copied: its
+// segments are its own text.
+func splitPath(escapedPath string) pathParts {
+	trimmed := strings.Trim(escapedPath, "/")
+	if strings.IndexByte(trimmed, '%') >= 0 {
+		return splitEscapedPath(trimmed)
+	}
+	// "/" + trimmed[:k], sliced from escapedPath when it has a single leading slash.
+	lead := strings.Index(escapedPath, trimmed)
+	slash := func(k int) string {
+		if lead == 1 {
+			return escapedPath[:1+k]
+		}
+		return "/" + trimmed[:k]
+	}
+	p := pathParts{n: 1, last: trimmed}
+	i := strings.LastIndexByte(trimmed, '/')
+	if i < 0 {
+		return p
+	}
+	p.n, p.last, p.base1 = 2, trimmed[i+1:], slash(i)
+	j := strings.LastIndexByte(trimmed[:i], '/')
+	p.prev = trimmed[j+1 : i]
+	if j >= 0 {
+		p.n = 3 + strings.Count(trimmed[:j], "/")
+		p.base2 = slash(j)
+	}
+	return p
+}
+
+// splitEscapedPath splits a trimmed path holding escapes, unescaping each segment (a stray
+// '%' is part of the name), so an encoded slash stays inside its segment.
+func splitEscapedPath(trimmed string) pathParts {
+	raw := strings.Split(trimmed, "/")
 	segs := make([]string, len(raw))
 	for i, r := range raw {
 		seg, err := url.PathUnescape(r)
 		if err != nil {
-			seg = r // a stray '%' is part of the name
+			seg = r
 		}
 		segs[i] = seg
 	}
@@ -75,43 +159,11 @@ func Classify(method, escapedPath string, endpoints map[string]string) Target {
 		}
 		return "/" + strings.Join(segs[:k], "/")
 	}
-	// …/Users/{id} and …/Users/.search
+	p := pathParts{n: n, last: segs[n-1], base1: base(n - 1)}
 	if n >= 2 {
-		if name, rt, ok := lookupEndpoint(segs[n-2], endpoints); ok {
-			t := classifyResource(method, Target{Endpoint: name, ResourceType: rt}, segs[n-1:])
-			t.Base = base(n - 2)
-			return t
-		}
-		for _, svc := range serviceEndpoints {
-			if strings.EqualFold(segs[n-2], svc) { // /Schemas/{id}, /ResourceTypes/{name}
-				return serviceTarget(method, svc, base(n-2))
-			}
-		}
+		p.prev, p.base2 = segs[n-2], base(n-2)
 	}
-	last := segs[n-1]
-	switch {
-	case last == ".search":
-		if method == http.MethodPost {
-			return Target{Base: base(n - 1), Op: OpSearch}
-		}
-		return Target{Op: OpOther}
-	case strings.EqualFold(last, "Bulk"):
-		if method == http.MethodPost {
-			return Target{Base: base(n - 1), Endpoint: "Bulk", Op: OpBulk}
-		}
-		return Target{Endpoint: "Bulk", Op: OpOther}
-	}
-	for _, svc := range serviceEndpoints {
-		if strings.EqualFold(last, svc) {
-			return serviceTarget(method, svc, base(n-1))
-		}
-	}
-	if name, rt, ok := lookupEndpoint(last, endpoints); ok {
-		t := classifyResource(method, Target{Endpoint: name, ResourceType: rt}, nil)
-		t.Base = base(n - 1)
-		return t
-	}
-	return Target{Op: OpOther}
+	return p
 }
 
 // lookupEndpoint matches a path segment with a resource endpoint, case-insensitively.
@@ -132,9 +184,11 @@ func serviceTarget(method, svc, base string) Target {
 	return Target{Endpoint: svc, Op: OpOther}
 }
 
-func classifyResource(method string, t Target, rest []string) Target {
+// classifyResource classifies a request on a resource endpoint; rest is the segment after
+// it, when hasRest.
+func classifyResource(method string, t Target, rest string, hasRest bool) Target {
 	switch {
-	case len(rest) == 0:
+	case !hasRest:
 		switch method {
 		case http.MethodGet, http.MethodHead:
 			t.Op = OpRead
@@ -143,13 +197,13 @@ func classifyResource(method string, t Target, rest []string) Target {
 		default:
 			t.Op = OpOther
 		}
-	case len(rest) == 1 && rest[0] == ".search":
+	case rest == ".search":
 		t.Op = OpOther
 		if method == http.MethodPost {
 			t.Op = OpSearch
 		}
-	case len(rest) == 1 && rest[0] != "" && rest[0] != "." && rest[0] != "..":
-		t.ID = rest[0]
+	case rest != "" && rest != "." && rest != "..":
+		t.ID = rest
 		switch method {
 		case http.MethodGet, http.MethodHead:
 			t.Op = OpRead

@@ -384,7 +384,7 @@ func (e *Engine) readBody(w http.ResponseWriter, r *http.Request, d *Decision) (
 		WriteError(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("request body exceeds the limit of %d bytes", limit))
 		return nil, false
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	body, err := readAll(io.LimitReader(r.Body, limit+1), r.ContentLength)
 	if err != nil {
 		d.Outcome, d.Err = OutcomeRejected, fmt.Errorf("reading body: %w", err)
 		WriteError(w, http.StatusBadRequest, "", "the request body could not be read completely")
@@ -398,11 +398,45 @@ func (e *Engine) readBody(w http.ResponseWriter, r *http.Request, d *Decision) (
 	return body, e.checkLimits(w, body, d)
 }
 
+// readAll is io.ReadAll with the buffer sized for a body of the announced length (-1 or 0:
+// unknown), so a body of that length is read into one allocation.
+func readAll(r io.Reader, length int64) ([]byte, error) {
+	size := 512
+	if length > 0 && length < DefaultMaxBody*64 {
+		size = int(length) + 1 // room to see EOF without growing
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // let append pick the next size
+		}
+	}
+}
+
 // rewriteQuery rewrites filter=, attributes= and excludedAttributes= of a read.
 func (e *Engine) rewriteQuery(r *http.Request, resourceType string) {
 	if e.Rules.Empty() || r.URL.RawQuery == "" {
 		return
 	}
+	if seen, ok := e.queryMayChange(r.URL.RawQuery, resourceType); ok {
+		e.rewriteWholeQuery(r, resourceType, seen)
+	}
+}
+
+// filterRewrite is a filter value and what the rules made of it.
+type filterRewrite struct{ in, out string }
+
+// rewriteWholeQuery decodes the query, rewrites it and encodes it again when a value
+// changed. seen is a filter the quick look rewrote already (its in is "" when none).
+func (e *Engine) rewriteWholeQuery(r *http.Request, resourceType string, seen filterRewrite) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return // a query the backend must judge; leave it as sent
@@ -412,6 +446,8 @@ func (e *Engine) rewriteQuery(r *http.Request, resourceType string) {
 		for i, v := range vals {
 			var out string
 			switch {
+			case strings.EqualFold(name, "filter") && seen.in != "" && v == seen.in:
+				out = seen.out
 			case strings.EqualFold(name, "filter"):
 				out, err = e.Rules.RewriteFilter(resourceType, v)
 				if err != nil {
@@ -431,6 +467,45 @@ func (e *Engine) rewriteQuery(r *http.Request, resourceType string) {
 		r.URL.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
 		r.RequestURI = r.URL.RequestURI()
 	}
+}
+
+// queryMayChange is the look at a raw query that rewriteQuery takes before decoding it
+// whole: it reports false only when the query parses and no filter=, attributes= or
+// excludedAttributes= value would be rewritten, the case where rewriteQuery leaves the
+// query as sent. Anything else (a change, a value that does not decode, a ';') is left to
+// the full path, with the filter it rewrote when that was the change it found.
+func (e *Engine) queryMayChange(raw, resourceType string) (filterRewrite, bool) {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if strings.IndexByte(pair, ';') >= 0 {
+			return filterRewrite{}, true // url.ParseQuery refuses it
+		}
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			return filterRewrite{}, true
+		}
+		isFilter := strings.EqualFold(name, "filter")
+		if !isFilter && !strings.EqualFold(name, "attributes") && !strings.EqualFold(name, "excludedAttributes") {
+			continue
+		}
+		val, err := url.QueryUnescape(v)
+		if err != nil {
+			return filterRewrite{}, true
+		}
+		if isFilter {
+			if out, err := e.Rules.RewriteFilter(resourceType, val); err == nil && out != val {
+				return filterRewrite{val, out}, true
+			}
+		} else if e.Rules.RewriteAttributeList(resourceType, val) != val {
+			return filterRewrite{}, true
+		}
+	}
+	return filterRewrite{}, false
 }
 
 func (e *Engine) connection(r *http.Request) string {
@@ -509,8 +584,8 @@ func isWriteMethod(m string) bool {
 // isJSON reports whether a Content-Type is JSON (application/scim+json, application/json,
 // any +json) or absent.
 func isJSON(contentType string) bool {
-	if contentType == "" {
-		return true
+	if contentType == "" || contentType == ContentType || contentType == "application/json" {
+		return true // the usual spellings, without parsing
 	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {

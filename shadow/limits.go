@@ -1,6 +1,7 @@
 package shadow
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"strings"
@@ -59,21 +60,16 @@ func CheckLimits(body []byte, maxDepth, maxOps int, bulk bool) *LimitError {
 // jsonDepth returns the nesting depth of b's arrays and objects, counting strings
 // (and their escapes) as opaque; it stops counting once the depth passes stop.
 func jsonDepth(b []byte, stop int) int {
-	depth, deepest, inString, escaped := 0, 0, false, false
-	for _, c := range b {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
+	depth, deepest := 0, 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++ // the escaped byte is part of the string
+				}
 			}
-		case c == '"':
-			inString = true
-		case c == '[' || c == '{':
+		case '[', '{':
 			depth++
 			if depth > deepest {
 				deepest = depth
@@ -81,7 +77,7 @@ func jsonDepth(b []byte, stop int) int {
 					return deepest
 				}
 			}
-		case c == ']' || c == '}':
+		case ']', '}':
 			depth--
 		}
 	}
@@ -90,6 +86,9 @@ func jsonDepth(b []byte, stop int) int {
 
 // countOperations counts the elements of the top-level Operations array, up to stop+1.
 func countOperations(b []byte, stop int) int {
+	if !mayHoldOperations(b) {
+		return 0
+	}
 	if !gjson.ValidBytes(b) {
 		return 0 // not ours to judge: the rules report it, the backend answers it
 	}
@@ -116,5 +115,29 @@ func (e *Engine) checkLimits(w http.ResponseWriter, body []byte, d *Decision) bo
 	}
 	d.Outcome, d.Err = OutcomeRejected, le
 	WriteError(w, le.Status, le.ScimType, le.Detail)
+	return false
+}
+
+// mayHoldOperations is a quick look for an "Operations" key: false when no byte sequence
+// spells it in any case (strings.EqualFold also takes U+017F, long s, for the s) and no
+// escape could (a key may be written with \u escapes), so the body has no Operations
+// member to count.
+func mayHoldOperations(b []byte) bool {
+	if bytes.IndexByte(b, '\\') >= 0 {
+		return true
+	}
+	const stem = "operation" // then s, S or U+017F
+	for i := 0; i+len(stem) < len(b); i++ {
+		j := 0
+		for j < len(stem) && b[i+j]|0x20 == stem[j] {
+			j++
+		}
+		if j < len(stem) {
+			continue
+		}
+		if rest := b[i+j:]; rest[0]|0x20 == 's' || bytes.HasPrefix(rest, []byte("\u017f")) {
+			return true
+		}
+	}
 	return false
 }

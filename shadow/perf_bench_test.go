@@ -2,11 +2,13 @@ package shadow_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/scim-shadow/caddy-scim-shadow/bench"
 	"github.com/scim-shadow/caddy-scim-shadow/rules"
@@ -99,5 +101,84 @@ func BenchmarkEngineLive(b *testing.B) {
 				e.ServeHTTP(w, r, next)
 			}
 		})
+	}
+}
+
+// BenchmarkEngineLiveMix is the live path as scenario 1 of the load harness drives it:
+// the five rules, `normalize all`, responses of the harness's fast backend (bench.Backend)
+// reverse-mapped, and the warning recorder on a SQLite store. Each sub-benchmark is one
+// request kind of the mix; "mix" cycles through them in the harness's proportions (40%
+// GET by userName, 20% by externalId, 10% on a renamed attribute, 20% PATCH, 5% POST, 5%
+// PUT). Requests are built by hand (no parsing), so allocs/op is the engine's and the
+// backend's; "mix-backend-only" is the backend alone, to subtract.
+func BenchmarkEngineLiveMix(b *testing.B) {
+	set, err := rules.Compile(bench.Rules())
+	if err != nil {
+		b.Fatal(err)
+	}
+	all, _ := rules.ParseNormalization([]string{"all"})
+	st := openStore(b)
+	rec := NewWarningRecorder(0)
+	rec.Start(st)
+	defer rec.Close(5 * time.Second)
+	e := &Engine{Rules: set, DefaultMode: ModeLive, Store: st, Warnings: rec, Normalize: all,
+		Connection: func(*http.Request) string { return "bench" }}
+	next := &bench.Backend{}
+	type kind struct {
+		name, method, target string
+		body                 []byte
+	}
+	get := func(filter, extra string) string {
+		return "/scim/v2/Users?filter=" + url.QueryEscape(filter) + extra
+	}
+	kinds := []kind{
+		{"get-user", http.MethodGet, get(`userName eq "existing7@example.org"`, ""), nil},
+		{"get-empty", http.MethodGet, get(`externalId eq "00u7"`, ""), nil},
+		{"get-renamed", http.MethodGet, get(`favorite_color eq "c7" and active eq true`, "&attributes=userName,favorite_color"), nil},
+		{"patch", http.MethodPatch, "/scim/v2/Users/u7", []byte(bench.PatchBody(7))},
+		{"post", http.MethodPost, "/scim/v2/Users", []byte(bench.UserBody(7))},
+		{"put", http.MethodPut, "/scim/v2/Users/u7", []byte(bench.UserBody(7))},
+	}
+	mix := []int{0, 0, 0, 0, 1, 1, 2, 3, 3, 4, 0, 0, 0, 0, 1, 1, 2, 3, 3, 5}
+	w := &discardWriter{h: http.Header{}}
+	bare := false // the backend alone: the baseline the engine's cost is measured against
+	serve := func(k kind) {
+		u, _ := url.ParseRequestURI(k.target)
+		r := (&http.Request{Method: k.method, URL: u, RequestURI: k.target, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{"User-Agent": {"Okta SCIM Client 1.0.0"}, "Authorization": {"Bearer token"}, "Accept-Encoding": {"gzip"}},
+			Host:   "127.0.0.1", ContentLength: int64(len(k.body)), Body: http.NoBody}).WithContext(context.Background())
+		if k.body != nil {
+			r.Body = io.NopCloser(bytes.NewReader(k.body))
+			r.Header["Content-Type"] = []string{ContentType}
+		}
+		clear(w.h)
+		if bare {
+			next.ServeHTTP(w, r)
+			return
+		}
+		e.ServeHTTP(w, r, next)
+	}
+	for _, k := range kinds { // learn the sources, load the schema cache
+		serve(k)
+	}
+	run := func(b *testing.B, pick func(i int) kind) {
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			serve(pick(i))
+			if i%512 == 511 {
+				_ = rec.Flush(context.Background()) // keep the queue from dropping
+			}
+		}
+		_ = rec.Flush(context.Background())
+	}
+	for _, k := range kinds {
+		b.Run(k.name, func(b *testing.B) { run(b, func(int) kind { return k }) })
+	}
+	b.Run("mix", func(b *testing.B) { run(b, func(i int) kind { return kinds[mix[i%len(mix)]] }) })
+	bare = true
+	b.Run("mix-backend-only", func(b *testing.B) { run(b, func(i int) kind { return kinds[mix[i%len(mix)]] }) })
+	if d := rec.Dropped(); d > 0 {
+		b.Fatalf("warning bookkeeping dropped %d writes", d)
 	}
 }

@@ -33,20 +33,77 @@ const sourceSeedTimeout = 2 * time.Second
 // mapped attribute at, learnt from fallback_used findings (and, once per connection, from
 // the fallback counts the store keeps).
 type respondState struct {
-	sources sync.Map // connection \x00 lower(resource type) \x00 target → source
-	conns   sync.Map // connection → *connSources
-	nconns  atomic.Int64
+	conns  sync.Map // connection → *connSources
+	nconns atomic.Int64
 }
 
-// connSources says whether a connection has any source path, seeded from the store once.
+// connSources holds a connection's source paths, seeded from the store once. Its maps
+// are plain maps under a lock: looking a struct or string key up in a sync.Map boxes it,
+// an allocation per rule and response.
 type connSources struct {
-	seed sync.Once
-	mu   sync.Mutex
-	any  bool
+	seed  sync.Once
+	mu    sync.RWMutex
+	src   map[sourceID]string // source path of each mapped attribute seen
+	lower map[string]string   // resource type → its lower-case form (the rules' few names)
+	any   atomic.Bool
+	used  rules.SourceFunc // source, made once
 }
 
-func sourceKey(connection, resourceType, target string) string {
-	return connection + "\x00" + strings.ToLower(resourceType) + "\x00" + target
+// sourceID names one mapped attribute of a connection: the lower-case resource type and
+// the rule's target.
+type sourceID struct{ resourceType, target string }
+
+// lowerName is strings.ToLower(name), kept for the names seen.
+func (cs *connSources) lowerName(name string) string {
+	cs.mu.RLock()
+	l, ok := cs.lower[name]
+	cs.mu.RUnlock()
+	if ok {
+		return l
+	}
+	l = strings.ToLower(name)
+	cs.mu.Lock()
+	if cs.lower == nil {
+		cs.lower = map[string]string{}
+	}
+	if len(cs.lower) < maxSourceNames {
+		cs.lower[name] = l
+	}
+	cs.mu.Unlock()
+	return l
+}
+
+// maxSourceNames bounds the resource type spellings a connection keeps the lower-case
+// form of (the rules and endpoints name a few).
+const maxSourceNames = 64
+
+// source is the connection's rules.SourceFunc: the source path a target was last seen
+// at, or "".
+func (cs *connSources) source(resourceType, target string) string {
+	id := sourceID{cs.lowerName(resourceType), target}
+	cs.mu.RLock()
+	defer cs.mu.RUnlock()
+	return cs.src[id]
+}
+
+// store records a source; learnt says whether it replaces what the store's history said.
+func (cs *connSources) store(resourceType, target, source string, learnt bool) {
+	id := sourceID{cs.lowerName(resourceType), target}
+	cs.mu.RLock()
+	old, ok := cs.src[id]
+	cs.mu.RUnlock()
+	if ok && (old == source || !learnt) {
+		return // the usual case: the write used the source it used before
+	}
+	cs.mu.Lock()
+	if cs.src == nil {
+		cs.src = map[sourceID]string{}
+	}
+	if _, ok := cs.src[id]; learnt || !ok {
+		cs.src[id] = source
+	}
+	cs.mu.Unlock()
+	cs.any.Store(true)
 }
 
 // connSources returns a connection's entry, or nil when maxSourceConnections are kept.
@@ -57,7 +114,9 @@ func (e *Engine) connSources(connection string) *connSources {
 	if e.nconns.Load() >= maxSourceConnections {
 		return nil
 	}
-	v, loaded := e.conns.LoadOrStore(connection, &connSources{})
+	cs := &connSources{}
+	cs.used = cs.source
+	v, loaded := e.conns.LoadOrStore(connection, cs)
 	if !loaded {
 		e.nconns.Add(1)
 	}
@@ -77,14 +136,9 @@ func (e *Engine) noteSources(d *Decision) {
 }
 
 func (e *Engine) setSource(connection, resourceType, target, source string) {
-	cs := e.connSources(connection)
-	if cs == nil {
-		return
+	if cs := e.connSources(connection); cs != nil {
+		cs.store(resourceType, target, source, true)
 	}
-	e.sources.Store(sourceKey(connection, resourceType, target), source)
-	cs.mu.Lock()
-	cs.any = true
-	cs.mu.Unlock()
 }
 
 // hasSources reports whether a connection sends any mapped attribute at a From path. The
@@ -114,26 +168,20 @@ func (e *Engine) hasSources(ctx context.Context, connection string) bool {
 			}
 			if best >= 0 {
 				// What this process learnt already is newer than the store's history.
-				if _, loaded := e.sources.LoadOrStore(sourceKey(connection, a.ResourceType, a.Attribute), a.Fallbacks[best].Source); !loaded {
-					cs.mu.Lock()
-					cs.any = true
-					cs.mu.Unlock()
-				}
+				cs.store(a.ResourceType, a.Attribute, a.Fallbacks[best].Source, false)
 			}
 		}
 	})
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	return cs.any
+	return cs.any.Load()
 }
 
-// usedSources is the rules.SourceFunc of a connection.
+// usedSources is the rules.SourceFunc of a connection (nil when none is kept).
 func (e *Engine) usedSources(connection string) rules.SourceFunc {
-	return func(resourceType, target string) string {
-		v, _ := e.sources.Load(sourceKey(connection, resourceType, target))
-		s, _ := v.(string)
-		return s
+	cs := e.connSources(connection)
+	if cs == nil {
+		return nil
 	}
+	return cs.used
 }
 
 // normalize applies the connection's dialect normalisations to a write body and adds their
@@ -143,12 +191,18 @@ func (e *Engine) normalize(r *http.Request, next http.Handler, d *Decision, body
 	if !n.Any() || len(body) == 0 {
 		return body
 	}
+	if (d.Target.Op == OpCreate || d.Target.Op == OpReplace) && !rules.MayNormalizeResource(n, body) {
+		return body // nothing to normalise: no schema types needed either
+	}
 	var types rules.AttrTypes
 	if n.Booleans {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), DefaultStoreTimeout)
-		p := &predictor{e: e, r: r, next: next, ctx: ctx, d: d}
-		types = rules.AttrTypes(e.schemaFor(p, d.Connection, d.Target))
-		cancel()
+		types = e.recentSchema(d.Connection)
+		if types == nil {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), DefaultStoreTimeout)
+			p := &predictor{e: e, r: r, next: next, ctx: ctx, d: d}
+			types = rules.AttrTypes(e.schemaFor(p, d.Connection, d.Target))
+			cancel()
+		}
 	}
 	var (
 		out []byte
@@ -169,6 +223,21 @@ func (e *Engine) normalize(r *http.Request, next http.Handler, d *Decision, body
 	d.Findings = append(d.Findings, fs...)
 	return out
 }
+
+// recentSchema is the connection's cached attribute types when they were read less than
+// schemaShortcut ago (well within schemaFor's own refresh interval), so a write needs no
+// context for a fetch that will not happen; nil otherwise (ask schemaFor).
+func (e *Engine) recentSchema(connection string) rules.AttrTypes {
+	if v, ok := e.schemas.Load(connection); ok {
+		if st := v.(schemaTypes); time.Since(st.at) < schemaShortcut {
+			return st.types
+		}
+	}
+	return nil
+}
+
+// schemaShortcut is how old cached attribute types recentSchema hands out.
+const schemaShortcut = time.Minute
 
 // forward hands r to next; the response is reverse-mapped when it may carry attributes
 // this connection sends elsewhere.
@@ -210,7 +279,21 @@ type reverseWriter struct {
 	status    int
 	decided   bool
 	buffering bool
-	buf       bytes.Buffer
+	buf       *bytes.Buffer // from bufPool while buffering
+}
+
+// bufPool holds the buffers of reverse-mapped responses; maxPooledBuf bounds what goes back.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBuf = 64 << 10
+
+// releaseBuf returns the response buffer to the pool.
+func (rw *reverseWriter) releaseBuf() {
+	if rw.buf != nil && rw.buf.Cap() <= maxPooledBuf {
+		rw.buf.Reset()
+		bufPool.Put(rw.buf)
+	}
+	rw.buf = nil
 }
 
 // Header returns the response header.
@@ -231,6 +314,13 @@ func (rw *reverseWriter) WriteHeader(status int) {
 		isSCIMJSON(h.Get("Content-Type")) && h.Get("Content-Encoding") == ""
 	if !rw.buffering {
 		rw.w.WriteHeader(status)
+		return
+	}
+	rw.buf = bufPool.Get().(*bytes.Buffer)
+	if cl := h.Get("Content-Length"); cl != "" {
+		if n, err := strconv.Atoi(cl); err == nil && n > 0 && n <= maxReverseBody {
+			rw.buf.Grow(n)
+		}
 	}
 }
 
@@ -246,10 +336,11 @@ func (rw *reverseWriter) Write(p []byte) (int, error) {
 		// Too large to rewrite: send what we have and stream the rest.
 		rw.buffering = false
 		rw.w.WriteHeader(rw.status)
-		if _, err := rw.w.Write(rw.buf.Bytes()); err != nil {
+		_, err := rw.w.Write(rw.buf.Bytes())
+		rw.releaseBuf()
+		if err != nil {
 			return 0, err
 		}
-		rw.buf = bytes.Buffer{}
 		return rw.w.Write(p)
 	}
 	return rw.buf.Write(p)
@@ -271,7 +362,8 @@ func (rw *reverseWriter) finish() {
 		return
 	}
 	body := rw.buf.Bytes()
-	out, moved, err := rw.e.Rules.ReverseResponse(rw.d.Target.ResourceType, body, rw.e.usedSources(rw.d.Connection))
+	dst := bufPool.Get().(*bytes.Buffer) // the moved body goes to a pooled buffer too
+	out, moved, err := rw.e.Rules.AppendReverseResponse(dst.AvailableBuffer(), rw.d.Target.ResourceType, body, rw.e.usedSources(rw.d.Connection))
 	if err == nil && moved > 0 {
 		body = out
 		rw.d.ReverseMapped += moved
@@ -279,11 +371,24 @@ func (rw *reverseWriter) finish() {
 	rw.w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	rw.w.WriteHeader(rw.status)
 	_, _ = rw.w.Write(body)
+	// body was written: nothing refers to either buffer any more. A moved body that
+	// outgrew dst is kept in its place for the next response.
+	if moved > 0 && cap(out) > dst.Cap() && cap(out) <= maxPooledBuf {
+		dst = bytes.NewBuffer(out[:0])
+	}
+	dst.Reset()
+	if dst.Cap() <= maxPooledBuf {
+		bufPool.Put(dst)
+	}
+	rw.releaseBuf()
 }
 
 // isSCIMJSON reports whether a response Content-Type is application/scim+json or
 // application/json.
 func isSCIMJSON(contentType string) bool {
+	if contentType == ContentType || contentType == "application/json" {
+		return true // the usual spellings, without parsing
+	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && (mt == ContentType || mt == "application/json")
 }

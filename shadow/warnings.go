@@ -460,8 +460,8 @@ func (j *warningJob) note(t Target, effective []byte, findings []rules.Finding, 
 			n.Present = append(n.Present, p)
 		}
 	}
-	if key == "" {
-		key = resourceKey(t, effective)
+	if key == "" && (len(n.Missing) > 0 || len(n.Present) > 0 || n.Connection == "") {
+		key = resourceKey(t, effective) // a note of fallback uses alone is summed without it
 	}
 	n.Key = key
 	return n, len(n.Missing) > 0 || len(n.Present) > 0 || len(n.Fallbacks) > 0
@@ -550,10 +550,14 @@ func (e *Engine) noteWarnings(r *http.Request, d *Decision, original, effective 
 		method:     r.Method,
 		path:       r.URL.Path,
 	}
-	if recordID == 0 || t.Op == OpBulk {
+	// The request itself serves a live example, which only a miss opens (a bulk request's
+	// misses are found on the worker), and a bulk request's notes; otherwise the header
+	// copy and the body are not needed.
+	example := recordID == 0 && (t.Op == OpBulk || hasFinding(d.Findings, rules.CodeMissing))
+	if example || t.Op == OpBulk {
 		j.original = original
 	}
-	if recordID == 0 {
+	if example {
 		j.uri = r.URL.RequestURI()
 		j.header = RedactHeader(r.Header, e.RedactHeaders)
 	}
@@ -562,8 +566,13 @@ func (e *Engine) noteWarnings(r *http.Request, d *Decision, original, effective 
 
 // hasWarningFindings reports whether findings hold a miss or a fallback.
 func hasWarningFindings(findings []rules.Finding) bool {
+	return hasFinding(findings, rules.CodeMissing) || hasFinding(findings, rules.CodeFallback)
+}
+
+// hasFinding reports whether findings hold one with the given code.
+func hasFinding(findings []rules.Finding, code string) bool {
 	for _, f := range findings {
-		if f.Code == rules.CodeMissing || f.Code == rules.CodeFallback {
+		if f.Code == code {
 			return true
 		}
 	}
