@@ -81,6 +81,7 @@ func StartCaddy(ctx context.Context, bin, dir, name, caddyfile string) (*Caddy, 
 	}
 	c.cmd = exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
 	c.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "HOME="+dir)
+	c.cmd.Env = append(c.cmd.Env, CaddyEnv()...)
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	if err := c.cmd.Start(); err != nil {
 		logf.Close()
@@ -198,3 +199,8 @@ func (c *Caddy) Profile(ctx context.Context, seconds int, file string) error {
 	}
 	return f.Close()
 }
+
+// CaddyEnv is what BENCH_CADDY_ENV adds to the environment of every Caddy the harness
+// starts, and to no other process of the run: "NAME=value" words, e.g.
+// "GOGC=400 GOMEMLIMIT=200MiB" to measure the runtime tuning README suggests.
+func CaddyEnv() []string { return strings.Fields(os.Getenv("BENCH_CADDY_ENV")) }
