@@ -257,9 +257,10 @@ func (e *Engine) answerRetry(w http.ResponseWriter, r *http.Request, next http.H
 		WriteError(w, http.StatusForbidden, "", fmt.Sprintf(
 			"an operator ignored this request (record %d of connection %q): it will not be applied; do not retry it", prev.ID, d.Connection))
 		return
-	case StatusApproved:
+	case StatusApproved, StatusForwarding:
+		// A forwarding record is claimed again only when its claim is stale.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), e.storeTimeout())
-		claimed, err := e.Store.ClaimApproved(ctx, d.Connection, prev.ID)
+		claimed, err := e.Store.ClaimApproved(ctx, d.Connection, prev.ID, e.now().Add(-ForwardClaimTimeout))
 		cancel()
 		if err == nil && claimed {
 			e.forwardHeld(w, r, next, d, prev.ID, effective)
@@ -280,6 +281,11 @@ func (e *Engine) answerRetry(w http.ResponseWriter, r *http.Request, next http.H
 	}
 	e.reject(w, prev.ID, detail)
 }
+
+// ForwardClaimTimeout is how long a claim to forward an approved record holds: an
+// identical retry that finds the record still forwarding after that claims and forwards
+// it again (its forwarder crashed or hung; forwarding is at least once).
+const ForwardClaimTimeout = 5 * time.Minute
 
 // forwardHeld forwards the effective request of a claimed (forwarding) record and keeps
 // the backend's answer on it: forwarded, or failed with the backend's error.

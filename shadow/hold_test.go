@@ -1,7 +1,11 @@
 package shadow_test
 
 import (
+	"net/url"
+	"time"
+
 	"fmt"
+	"github.com/tidwall/gjson"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -140,4 +144,52 @@ func TestHoldDeprovisionGuardUnknownUserCount(t *testing.T) {
 	if body := assertSCIMError(t, w, http.StatusTooManyRequests); !strings.Contains(body.Detail, "user count could not be read") {
 		t.Fatalf("detail %q", body.Detail)
 	}
+}
+
+// TestHoldForwardingClaimTakenAgainAfterACrash: an approved write whose forwarder died
+// after claiming it (status forwarding, never finished) is not stuck: while the claim is
+// fresh a retry hears "being forwarded", once it is older than ForwardClaimTimeout the
+// next identical retry claims and forwards it.
+func TestHoldForwardingClaimTakenAgainAfterACrash(t *testing.T) {
+	f := newHoldFixture(t, &shadow.Holds{Rules: []shadow.HoldRule{{Ops: []shadow.HoldOp{shadow.HoldCreate}}}})
+	create := fmt.Sprintf(`{"schemas":[%q],"userName":"crash@example.com"}`, userSchema)
+	assertSCIMError(t, f.serve("POST", "/Users", create), http.StatusTooManyRequests)
+	id := f.log.last(t).RecordID
+	ctx := t.Context()
+	if ids, err := f.store.DecideRecords(ctx, testConn, []int64{id}, shadow.StatusApproved); err != nil || len(ids) != 1 {
+		t.Fatal(ids, err)
+	}
+	// The forwarder that claims it crashes before it forwards or finishes.
+	if ok, err := f.store.ClaimApproved(ctx, testConn, id, time.Now().Add(-time.Hour)); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	w := f.serve("POST", "/Users", create)
+	if body := assertSCIMError(t, w, http.StatusTooManyRequests); !strings.Contains(body.Detail, "being forwarded") {
+		t.Errorf("retry during a fresh claim: %s", body.Detail)
+	}
+	if n := backendUsers(t, f.be, "crash@example.com"); n != 0 {
+		t.Fatalf("forwarded during a fresh claim: %d users", n)
+	}
+	// Later than the claim timeout: the next retry forwards it.
+	f.e.Now = func() time.Time { return time.Now().Add(shadow.ForwardClaimTimeout + time.Minute) }
+	if w := f.serve("POST", "/Users", create); w.Code != http.StatusCreated {
+		t.Fatalf("retry after the claim went stale: %d %s", w.Code, w.Body)
+	}
+	rec, err := f.store.Record(ctx, testConn, id)
+	if err != nil || rec.Status != shadow.StatusForwarded || rec.BackendStatus != http.StatusCreated {
+		t.Fatalf("record after the second claim: %+v %v", rec, err)
+	}
+	if n := backendUsers(t, f.be, "crash@example.com"); n != 1 {
+		t.Errorf("%d users in the backend, want 1", n)
+	}
+}
+
+// backendUsers counts the backend's users named userName.
+func backendUsers(t *testing.T, be *ptBackend, userName string) int64 {
+	t.Helper()
+	status, body := be.do("GET", "/Users?filter="+url.QueryEscape(`userName eq "`+userName+`"`), "")
+	if status != http.StatusOK {
+		t.Fatalf("backend lookup of %s: %d %s", userName, status, body)
+	}
+	return gjson.GetBytes(body, "totalResults").Int()
 }
