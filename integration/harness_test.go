@@ -259,6 +259,33 @@ func do(t *testing.T, method, url string, body any, header map[string]string) (i
 
 func doH(t *testing.T, method, url string, body any, header map[string]string) (int, []byte, http.Header) {
 	t.Helper()
+	status, out, h, err := tryDoH(t, method, url, body, header)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return status, out, h
+}
+
+// afterReload runs a request right after a config reload: a connection the old server
+// accepted while it shut down may be closed unanswered (EOF), as an IdP would see it, so
+// it is sent again, at most twice more.
+func afterReload(t *testing.T, method, url string, body any, header map[string]string) (int, []byte, http.Header) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		status, out, h, err := tryDoH(t, method, url, body, header)
+		if err == nil {
+			return status, out, h
+		}
+		if attempt == 3 {
+			t.Fatalf("%s %s after a reload, %d attempts: %v", method, url, attempt, err)
+		}
+		t.Logf("%s %s after a reload: %v; sending it again", method, url, err)
+	}
+}
+
+// tryDoH is doH that returns a transport error instead of failing the test.
+func tryDoH(t *testing.T, method, url string, body any, header map[string]string) (int, []byte, http.Header, error) {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -282,14 +309,14 @@ func doH(t *testing.T, method, url string, body any, header map[string]string) (
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, nil, err
 	}
-	return resp.StatusCode, out, resp.Header
+	return resp.StatusCode, out, resp.Header, nil
 }
 
 func decode(t *testing.T, b []byte) map[string]any {

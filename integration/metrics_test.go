@@ -229,7 +229,10 @@ func TestMetricsCountAcrossReload(t *testing.T) {
 	// The old server closed its idle keep-alive connections: start new ones.
 	http.DefaultClient.CloseIdleConnections()
 
-	status, out, _ = c.scim(t, http.MethodPost, "/Users", userJSON("dave", `,"favorite_color":"grey"`))
+	status, out, _ = afterReload(t, http.MethodPost, c.URL+"/scim/v2/Users", userJSON("dave", `,"favorite_color":"grey"`), map[string]string{
+		"Authorization": "Bearer " + backendToken,
+		"Content-Type":  "application/scim+json",
+	})
 	expect("acme POST dave after reload (the new reject status)", status, http.StatusServiceUnavailable, out)
 	status, out, _ = c.scim(t, http.MethodGet, "/Users", nil)
 	expect("acme GET after reload", status, http.StatusOK, out)

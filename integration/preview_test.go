@@ -528,8 +528,12 @@ func TestReloadDoesNotWaitForWarningBookkeeping(t *testing.T) {
 	var found int
 	unlock()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		_, page := c.review(t, http.MethodGet, "/connections/acme/warnings/users", nil)
-		list, _ := page["users"].([]any)
+		_, out, _ := afterReload(t, http.MethodGet, c.URL+"/review/connections/acme/warnings/users", nil, map[string]string{})
+		var page struct {
+			Users []any `json:"users"`
+		}
+		_ = json.Unmarshal(out, &page)
+		list := page.Users
 		if found = len(list); found == users {
 			break
 		}
