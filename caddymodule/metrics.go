@@ -474,9 +474,9 @@ func (s *instrumentedStore) RetryHold(ctx context.Context, connection, hash stri
 	return out, err
 }
 
-func (s *instrumentedStore) ClaimApproved(ctx context.Context, connection string, id int64, staleBefore time.Time) (bool, error) {
+func (s *instrumentedStore) ClaimApproved(ctx context.Context, connection string, id int64, at time.Time) (bool, error) {
 	began := time.Now()
-	ok, err := s.Store.ClaimApproved(ctx, connection, id, staleBefore)
+	ok, err := s.Store.ClaimApproved(ctx, connection, id, at)
 	observeStore("claim_approved", began, err)
 	return ok, err
 }

@@ -260,7 +260,7 @@ func (e *Engine) answerRetry(w http.ResponseWriter, r *http.Request, next http.H
 	case StatusApproved, StatusForwarding:
 		// A forwarding record is claimed again only when its claim is stale.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), e.storeTimeout())
-		claimed, err := e.Store.ClaimApproved(ctx, d.Connection, prev.ID, e.now().Add(-ForwardClaimTimeout))
+		claimed, err := e.Store.ClaimApproved(ctx, d.Connection, prev.ID, e.now())
 		cancel()
 		if err == nil && claimed {
 			e.forwardHeld(w, r, next, d, prev.ID, effective)

@@ -319,7 +319,13 @@ var (
 	}}
 	scimKnownURNs = []string{scimUserURN, scimGroupURN, scimEnterpriseURN}
 	// scimKnownURNsLower is scimKnownURNs in lower case.
-	scimKnownURNsLower = []string{strings.ToLower(scimUserURN), strings.ToLower(scimGroupURN), strings.ToLower(scimEnterpriseURN)}
+	scimKnownURNsLower = func() []string {
+		out := make([]string, len(scimKnownURNs))
+		for i, u := range scimKnownURNs {
+			out[i] = strings.ToLower(u)
+		}
+		return out
+	}()
 )
 
 // resourceModel is the schema set of one resource type.

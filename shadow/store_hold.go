@@ -16,12 +16,12 @@ type HoldStore interface {
 	// held, approved, forwarding, failed or ignored, counts one more attempt (LastSeenAt
 	// becomes at when that is later) and returns it; ErrNotFound when there is none.
 	RetryHold(ctx context.Context, connection, dedupeHash string, at time.Time) (Record, error)
-	// ClaimApproved moves an approved record to forwarding, noting when, and reports
+	// ClaimApproved moves an approved record to forwarding, claimed at at, and reports
 	// whether it did (false: not approved any more, e.g. a concurrent retry claimed it).
-	// A record forwarding since a claim older than staleBefore (or of unknown age) is
-	// claimed again: its forwarder crashed or hung, and the retry would otherwise be
-	// answered "being forwarded" forever.
-	ClaimApproved(ctx context.Context, connection string, id int64, staleBefore time.Time) (bool, error)
+	// A record forwarding since a claim more than ForwardClaimTimeout before at (or of
+	// unknown age) is claimed again: its forwarder crashed or hung, and the retry would
+	// otherwise be answered "being forwarded" forever.
+	ClaimApproved(ctx context.Context, connection string, id int64, at time.Time) (bool, error)
 	// FinishHold sets the outcome of a forwarding record: StatusForwarded or StatusFailed,
 	// with the backend's status and, on failure, its error detail.
 	FinishHold(ctx context.Context, connection string, id int64, status RecordStatus, backendStatus int, backendError string) error
@@ -62,11 +62,11 @@ func (c *sqlCore) RetryHold(ctx context.Context, connection, dedupeHash string, 
 }
 
 // ClaimApproved implements HoldStore.
-func (c *sqlCore) ClaimApproved(ctx context.Context, connection string, id int64, staleBefore time.Time) (bool, error) {
+func (c *sqlCore) ClaimApproved(ctx context.Context, connection string, id int64, at time.Time) (bool, error) {
 	n, err := c.db.exec(ctx, `UPDATE records SET status = 'forwarding', claimed_at = $3
 		WHERE connection = $1 AND id = $2 AND (status = 'approved'
 			OR (status = 'forwarding' AND (claimed_at IS NULL OR claimed_at < $4)))`,
-		connection, id, c.db.timeArg(time.Now()), c.db.timeArg(staleBefore))
+		connection, id, c.db.timeArg(at), c.db.timeArg(at.Add(-ForwardClaimTimeout)))
 	if err != nil {
 		return false, fmt.Errorf("%s: claim approved record %d of %q: %w", c.name, id, connection, err)
 	}

@@ -276,7 +276,9 @@ func (c *sqlCore) resourceRecords(ctx context.Context, connection string, h reso
 	var args []any
 	switch {
 	case h.rid != "":
-		resourceWhere = `connection = $1 AND status = 'pending' AND resource_id = $2 AND lower(resource_type) = lower($3) AND id <= $4`
+		// CAST: as in LatestPending, so SQLite does not compile the statement again for
+		// every id it is run with.
+		resourceWhere = `connection = $1 AND status = 'pending' AND resource_id = CAST($2 AS TEXT) AND lower(resource_type) = lower($3) AND id <= $4`
 		args = []any{connection, h.rid, h.typ, h.id}
 	case h.key != "":
 		resourceWhere = `connection = $1 AND status = 'pending' AND resource_id = '' AND lower(resource_key) = lower($2)

@@ -42,27 +42,32 @@ func suiteHolds(t *testing.T, open func(t *testing.T) Store) {
 		t.Error("a second open hold with the same hash was saved")
 	}
 	// Claim only an approved record, once; finish it with the backend's answer.
-	if ok, err := s.ClaimApproved(ctx, "acme", held.ID, claimStale); ok || err != nil {
+	if ok, err := s.ClaimApproved(ctx, "acme", held.ID, claimAt); ok || err != nil {
 		t.Fatalf("claimed a held record: %v %v", ok, err)
 	}
 	if ids, err := s.DecideRecords(ctx, "acme", []int64{held.ID}, StatusApproved); err != nil || !slices.Equal(ids, []int64{held.ID}) {
 		t.Fatalf("approve: %v %v", ids, err)
 	}
-	if ok, err := s.ClaimApproved(ctx, "globex", held.ID, claimStale); ok || err != nil {
+	if ok, err := s.ClaimApproved(ctx, "globex", held.ID, claimAt); ok || err != nil {
 		t.Fatalf("claimed across connections: %v %v", ok, err)
 	}
-	if ok, err := s.ClaimApproved(ctx, "acme", held.ID, claimStale); !ok || err != nil {
+	if ok, err := s.ClaimApproved(ctx, "acme", held.ID, claimAt); !ok || err != nil {
 		t.Fatalf("claim approved: %v %v", ok, err)
 	}
-	if ok, _ := s.ClaimApproved(ctx, "acme", held.ID, claimStale); ok {
+	if ok, _ := s.ClaimApproved(ctx, "acme", held.ID, claimAt); ok {
 		t.Fatal("claimed twice")
 	}
-	// A claim older than staleBefore (its forwarder crashed) is claimed again, once.
-	if ok, err := s.ClaimApproved(ctx, "acme", held.ID, time.Now().Add(time.Hour)); !ok || err != nil {
+	// A claim more than ForwardClaimTimeout old (its forwarder crashed) is claimed again,
+	// once; a younger one is not.
+	if ok, _ := s.ClaimApproved(ctx, "acme", held.ID, claimAt.Add(ForwardClaimTimeout-time.Second)); ok {
+		t.Fatal("a claim younger than ForwardClaimTimeout was claimed again")
+	}
+	later := claimAt.Add(ForwardClaimTimeout + time.Second)
+	if ok, err := s.ClaimApproved(ctx, "acme", held.ID, later); !ok || err != nil {
 		t.Fatalf("stale claim not claimed again: %v %v", ok, err)
 	}
-	if ok, _ := s.ClaimApproved(ctx, "acme", held.ID, claimStale); ok {
-		t.Fatal("a fresh claim was claimed again")
+	if ok, _ := s.ClaimApproved(ctx, "acme", held.ID, later); ok {
+		t.Fatal("the new claim was claimed again at once")
 	}
 	if err := s.FinishHold(ctx, "acme", held.ID, StatusFailed, 409, "uniqueness"); err != nil {
 		t.Fatal(err)
@@ -84,7 +89,7 @@ func suiteHolds(t *testing.T, open func(t *testing.T) Store) {
 	if ids, _ := s.DecideRecords(ctx, "acme", []int64{held.ID}, StatusApproved); len(ids) != 1 {
 		t.Fatal("a failed record could not be approved again")
 	}
-	s.ClaimApproved(ctx, "acme", held.ID, claimStale)
+	s.ClaimApproved(ctx, "acme", held.ID, claimAt)
 	if err := s.FinishHold(ctx, "acme", held.ID, StatusForwarded, 201, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -253,5 +258,5 @@ func suiteStages(t *testing.T, open func(t *testing.T) Store) {
 	}
 }
 
-// claimStale is the staleBefore of ClaimApproved in tests that never find a stale claim.
-var claimStale = time.Now().Add(-time.Hour)
+// claimAt is when the store tests claim approved records.
+var claimAt = suiteT0

@@ -193,7 +193,7 @@ func suiteCountsKept(t *testing.T, open func(t *testing.T) Store) {
 		t.Fatal(err)
 	}
 	check("ignored")
-	if ok, err := s.ClaimApproved(ctx, "a", held[0], claimStale); err != nil || !ok {
+	if ok, err := s.ClaimApproved(ctx, "a", held[0], claimAt); err != nil || !ok {
 		t.Fatalf("ClaimApproved = %v, %v", ok, err)
 	}
 	check("claimed")
