@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -364,6 +365,11 @@ func TestMetricsStoreWrapperCoversStore(t *testing.T) {
 		if star, ok := fn.Recv.List[0].Type.(*ast.StarExpr); ok {
 			if id, ok := star.X.(*ast.Ident); ok && id.Name == "instrumentedStore" {
 				declared[fn.Name.Name] = true
+				// The wrapper observes under the label storeOps gives its method (the
+				// label is written in both places; they must agree).
+				if got := observedOp(fn); got != storeOps[fn.Name.Name] {
+					t.Errorf("instrumentedStore.%s observes %q, storeOps says %q", fn.Name.Name, got, storeOps[fn.Name.Name])
+				}
 			}
 		}
 	}
@@ -379,6 +385,24 @@ func TestMetricsStoreWrapperCoversStore(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("instrumentedStore does not instrument shadow.Store methods %v: add them to caddymodule/metrics.go and storeOps", missing)
 	}
+}
+
+// observedOp is the string literal fn passes to observeStore ("" when none).
+func observedOp(fn *ast.FuncDecl) string {
+	op := ""
+	ast.Inspect(fn.Body, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok || len(call.Args) == 0 {
+			return true
+		}
+		if id, ok := call.Fun.(*ast.Ident); ok && id.Name == "observeStore" {
+			if lit, ok := call.Args[0].(*ast.BasicLit); ok {
+				op, _ = strconv.Unquote(lit.Value)
+			}
+		}
+		return true
+	})
+	return op
 }
 
 func gaugeSeries(t *testing.T) map[string]float64 {
