@@ -401,24 +401,12 @@ func (e *Engine) readBody(w http.ResponseWriter, r *http.Request, d *Decision) (
 // readAll is io.ReadAll with the buffer sized for a body of the announced length (-1 or 0:
 // unknown), so a body of that length is read into one allocation.
 func readAll(r io.Reader, length int64) ([]byte, error) {
-	size := 512
+	var buf bytes.Buffer
 	if length > 0 && length < DefaultMaxBody*64 {
-		size = int(length) + 1 // room to see EOF without growing
+		buf.Grow(int(length) + bytes.MinRead) // ReadFrom keeps MinRead free before each read
 	}
-	b := make([]byte, 0, size)
-	for {
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err != nil {
-			if err == io.EOF {
-				err = nil
-			}
-			return b, err
-		}
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)] // let append pick the next size
-		}
-	}
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
 }
 
 // rewriteQuery rewrites filter=, attributes= and excludedAttributes= of a read.
