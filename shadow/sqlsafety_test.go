@@ -195,6 +195,7 @@ var allowedSQLParts = map[string]bool{
 	"recordColumns": true, "greatest": true, "kind": true, "p": true, "pt": true, "pk": true,
 	"param": true, "strconv.Itoa": true, "subjectFilter": true,
 	"resourceWhere": true, // one of three fixed conditions (store_resources.go)
+	"valuesSQL":     true, // numbered placeholders only (store_sql.go)
 }
 
 func hasSQLLiteral(e ast.Expr) bool {

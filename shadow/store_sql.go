@@ -219,37 +219,11 @@ func (c *sqlCore) saveRecordsTx(ctx context.Context, tx sqlBackend, calls []*sav
 // the order of its VALUES, and a skipped row is one whose pending twin (same connection
 // and dedupe hash) is not the next row returned.
 func (c *sqlCore) insertRecords(ctx context.Context, tx sqlBackend, calls []*saveCall, outs []Record, saved []bool) error {
-	if len(calls) == 1 {
-		out, err := scanRecord(tx.writeRow(ctx, insertRecord, calls[0].args...))
-		switch {
-		case err == nil:
-			outs[0], saved[0] = out, true
-			return nil
-		case errors.Is(err, ErrNotFound):
-			return nil
-		default:
-			return err
-		}
-	}
-	var sb strings.Builder
-	sb.WriteString(insertRecordHead)
-	args := make([]any, 0, len(calls)*len(calls[0].args))
-	for i, call := range calls {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString("(")
-		for j := range call.args {
-			if j > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString("$" + strconv.Itoa(len(args)+j+1))
-		}
-		sb.WriteString(")")
+	args := make([]any, 0, len(calls)*recordArgCount)
+	for _, call := range calls {
 		args = append(args, call.args...)
 	}
-	sb.WriteString(insertRecordTail)
-	rows, err := tx.query(ctx, sb.String(), args...)
+	rows, err := tx.query(ctx, insertRecordHead+valuesSQL(len(calls), recordArgCount)+insertRecordTail, args...)
 	if err != nil {
 		return err
 	}
@@ -307,10 +281,32 @@ const (
 	RETURNING ` + recordColumns
 )
 
-// insertRecord adds a row for the 23 parameters of recordArgs, or none (no row returned)
+// recordArgCount is the number of parameters recordArgs makes for one record.
+const recordArgCount = 23
+
+// insertRecord adds a row for the parameters of recordArgs, or none (no row returned)
 // when a pending record with the same connection and dedupe hash exists.
-const insertRecord = insertRecordHead + `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-		$21, $22, $23)` + insertRecordTail
+var insertRecord = insertRecordHead + valuesSQL(1, recordArgCount) + insertRecordTail
+
+// valuesSQL is the VALUES list of a multi-row INSERT: rows tuples of cols parameters,
+// numbered in order ("($1, $2), ($3, $4)").
+func valuesSQL(rows, cols int) string {
+	var sb strings.Builder
+	for r := range rows {
+		if r > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("$" + strconv.Itoa(r*cols+c+1))
+		}
+		sb.WriteByte(')')
+	}
+	return sb.String()
+}
 
 // subjectRowsPerInsert bounds the rows of one INSERT into record_subjects (7 parameters
 // each), well below the parameter limits of SQLite (32766) and PostgreSQL (65535). It is
@@ -343,26 +339,14 @@ func insertSubjects(ctx context.Context, tx sqlBackend, records []recordSubjects
 			n *= 2
 		}
 		chunk := all[start : start+n]
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO record_subjects (record_id, pos, connection, kind, subject_id, subject_key, change) VALUES `)
 		args := make([]any, 0, 7*len(chunk))
-		for i, r := range chunk {
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			n := len(args)
-			sb.WriteString("(")
-			for j := 1; j <= 7; j++ {
-				if j > 1 {
-					sb.WriteString(", ")
-				}
-				sb.WriteString("$" + strconv.Itoa(n+j))
-			}
-			sb.WriteString(")")
+		for _, r := range chunk {
 			s := r.rec.subjects[r.pos]
 			args = append(args, r.rec.recordID, int64(r.pos), sqlText(r.rec.connection), s.Kind, s.ID, s.Key, s.Change)
 		}
-		if _, err := tx.exec(ctx, sb.String(), args...); err != nil {
+		query := `INSERT INTO record_subjects (record_id, pos, connection, kind, subject_id, subject_key, change) VALUES ` +
+			valuesSQL(len(chunk), 7)
+		if _, err := tx.exec(ctx, query, args...); err != nil {
 			return err
 		}
 		start += n
@@ -436,7 +420,7 @@ func loadSubjects(ctx context.Context, db sqlBackend, recs []Record, set func(i 
 	return nil
 }
 
-// recordArgs encodes rec as the 23 parameters of insertRecord.
+// recordArgs encodes rec as the recordArgCount parameters of insertRecord.
 func (c *sqlCore) recordArgs(rec *Record) ([]any, error) {
 	now := time.Now()
 	created, seen := rec.CreatedAt, rec.LastSeenAt
