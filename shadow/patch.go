@@ -487,14 +487,6 @@ func parseSCIMPathUncached(s string) (p filter.Path, err error) {
 	return filter.ParsePath([]byte(s))
 }
 
-// decodeJSONNumbers decodes the first JSON value of raw into v with numbers as json.Number,
-// as elimity and the backend decode (trailing data is ignored).
-func decodeJSONNumbers(raw []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	return d.Decode(v)
-}
-
 func (m *resourceModel) parsePatch(body []byte) ([]patchOperation, *PatchError) {
 	var req struct {
 		Schemas    []string

@@ -1,0 +1,85 @@
+package shadow
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// slowDecode is encoding/json's decode with UseNumber, the reference of decodeJSONNumbers.
+func slowDecode(raw []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	return d.Decode(v)
+}
+
+var jsonValueSeeds = []string{
+	`{"userName":"ada","active":true,"n":-1.5e3,"x":null,"emails":[{"value":"a@b","primary":true}],"name":{"givenName":"Ada"}}`,
+	`{"a":1,"a":2,"A":3}`, `{"":{"":[]}}`, `[1,"two",{"three":[3]},null,false]`, `"str"`, `12`, `null`, `  {"k": "v"}  `,
+	`{"esc":"\"\\\/\b\f\n\r\t\u00e9\u20ac"}`, `{"s":"\ud83d\ude00"}`, `{"lone":"\ud800"}`, `{"lone":"\uDFFF x"}`, `{"bs":"\\ud800"}`,
+	`{"a":1} trailing`, `{"a":1}{"b":2}`, `{"a":}`, `{"a":1`, "{\"bad\":\"\xff\"}", `[]`, `{}`, ``, ` `, `{"n":0.0000000000000000000001}`,
+	`{"deep":[[[[[[[[[[{"x":[1]}]]]]]]]]]]}`, `{"k\u0000":"v\u0000"}`, `{"ctrl":"` + "\t" + `"}`,
+}
+
+// FuzzDecodeJSONValue: decodeJSONNumbers (gjson fast path, encoding/json fallback) gives
+// what encoding/json alone gives, into an any and into a map, errors included.
+func FuzzDecodeJSONValue(f *testing.F) {
+	for _, s := range jsonValueSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var got, want any
+		gotErr, wantErr := decodeJSONNumbers(raw, &got), slowDecode(raw, &want)
+		if (gotErr == nil) != (wantErr == nil) || (wantErr != nil && gotErr.Error() != wantErr.Error()) {
+			t.Fatalf("%q into any: error %v, encoding/json %v", raw, gotErr, wantErr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q into any:\n got  %#v\n want %#v", raw, got, want)
+		}
+		var gotM, wantM map[string]any
+		gotErr, wantErr = decodeJSONNumbers(raw, &gotM), slowDecode(raw, &wantM)
+		if (gotErr == nil) != (wantErr == nil) || !reflect.DeepEqual(gotM, wantM) {
+			t.Fatalf("%q into map: %#v (%v), encoding/json %#v (%v)", raw, gotM, gotErr, wantM, wantErr)
+		}
+	})
+}
+
+// TestDecodeJSONValueTakesTheFastPath: the documents of a preview write take the gjson
+// path (the fallback is only for what the two decoders could disagree on).
+func TestDecodeJSONValueTakesTheFastPath(t *testing.T) {
+	for _, s := range []string{jsonValueSeeds[0], `{"s":"\u00e9"}`, `[]`, `{"bs":"x\\y"}`} {
+		if _, ok := decodeJSONValue([]byte(s)); !ok {
+			t.Errorf("%s: fell back to encoding/json", s)
+		}
+	}
+	for _, s := range []string{`{"lone":"\ud800"}`, `{"a":1} x`, "\"\xff\"", `{"a":`} {
+		if _, ok := decodeJSONValue([]byte(s)); ok {
+			t.Errorf("%s: took the fast path", s)
+		}
+	}
+}
+
+// decodeBenchUser is the load harness's ~2 KB user (bench.UserBody(1); bench imports this
+// package, so it is copied here).
+const decodeBenchUser = `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"user1@example.org","name":{"givenName":"Isabel","familyName":"Moreno 1","formatted":"Isabel Moreno 1"},"emails":[{"primary":true,"value":"user1@example.org","type":"other"},{"primary":false,"value":"u1@home.example","type":"home"}],"displayName":"Isabel Moreno 1","externalId":"00u1","active":true,"groups":[],"password":"Tr0ub4dor&3-correct-horse","title":"Senior Platform Engineer","userType":"Employee","timezone":"Europe/Madrid","phoneNumbers":[{"value":"+34 600 000 000","type":"mobile","primary":true},{"value":"+34 910 000 000","type":"work"}],"addresses":[{"type":"work","streetAddress":"Calle de Alcala 1","locality":"Madrid","region":"MD","postalCode":"28014","country":"ES","primary":true}],"favorite_color":"teal","preferences":{"nickname":"Isa","theme":"dark"},"department":"Platform","entitlements":[{"value":"vpn-access"},{"value":"prod-read"},{"value":"staging-write"}],"roles":[{"value":"engineer","display":"Engineer","primary":true}],"x509Certificates":[],"ims":[{"value":"isabel.moreno","type":"xmpp"}],"photos":[{"value":"https://photos.example.org/1/profile-large.jpg","type":"photo"},{"value":"https://photos.example.org/1/profile-small.jpg","type":"thumbnail"}],"profileUrl":"https://people.example.org/1","employeeNumber":"E-1","costCenter":"CC-5100","organization":"Example Org","division":"Engineering","managerEmail":"oscar.alvarez@example.org","officeLocation":"Madrid HQ, Floor 4, Desk 4.117","mobileDevice":"ios","loginShell":"/bin/zsh","githubHandle":"imoreno","slackHandle":"@isabel","startDate":"2021-03-15","badgeId":"B-99812","parkingSpot":"P2-117","emergencyContact":"Luis Moreno +34 600 111 222","shirtSize":"M","dietaryPreferences":"vegetarian","pronouns":"she/her","homeOffice":false,"contractor":false,"seniority":7,"notes":"Transferred from the Barcelona office in 2023; owns the build infrastructure and the release tooling."}`
+
+// BenchmarkDecodeJSONValue compares encoding/json's decode with the gjson path on it.
+func BenchmarkDecodeJSONValue(b *testing.B) {
+	raw := []byte(decodeBenchUser)
+	for _, c := range []struct {
+		name   string
+		decode func([]byte, any) error
+	}{{"encoding-json", slowDecode}, {"gjson", decodeJSONNumbers}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var v any
+				if err := c.decode(raw, &v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
