@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"unicode/utf8"
 )
 
 // slowDecode is encoding/json's decode with UseNumber, the reference of decodeJSONNumbers.
@@ -41,6 +42,24 @@ func FuzzDecodeJSONValue(f *testing.F) {
 		gotErr, wantErr = decodeJSONNumbers(raw, &gotM), slowDecode(raw, &wantM)
 		if (gotErr == nil) != (wantErr == nil) || !reflect.DeepEqual(gotM, wantM) {
 			t.Fatalf("%q into map: %#v (%v), encoding/json %#v (%v)", raw, gotM, gotErr, wantM, wantErr)
+		}
+	})
+}
+
+// FuzzValidJSONAgrees: validJSON (gjson's check) accepts exactly what encoding/json's
+// json.Valid accepts, on valid UTF-8; the store relies on it for every document it keeps
+// (PostgreSQL's jsonb refuses what is not JSON).
+func FuzzValidJSONAgrees(f *testing.F) {
+	for _, s := range jsonValueSeeds {
+		f.Add([]byte(s))
+	}
+	for _, s := range []string{`01`, `-`, `1.`, `1e`, `1e+`, `-0`, `0.5E-3`, "\"\x01\"", `"\u12"`, `"\x"`, `[1,]`, `{"a":1,}`,
+		`tru`, `nul`, `"a"  "b"`, "\"\x7f\"", `[`, `{"a" 1}`, `1 2`, `+1`, `.5`, `"\/"`, `"\'"`, `NaN`, "\xef\xbb\xbf{}"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if got, want := validJSON(raw), utf8.Valid(raw) && json.Valid(raw); got != want {
+			t.Fatalf("%q: validJSON %v, encoding/json %v", raw, got, want)
 		}
 	})
 }
