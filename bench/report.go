@@ -498,8 +498,10 @@ func (rep *Report) liveFixedRate(p func(string, ...any), f *LiveFixedRate) {
 	}
 	p("| **median** | %.0f | %s | %s | %.0f | %s | %s | %s | **%s** |", f.A.RPS, ms(f.A.P50), ms(f.A.P99), f.B.RPS, ms(f.B.P50), ms(f.B.P99), ms(f.AddedP50), ms(f.AddedP99))
 	p("")
-	p("%.0f requests/s scheduled (%s) for %s per run, the same mix, the order", f.Rate, f.RateFrom, f.Duration)
-	p("swapped every round; at most %d requests in flight (the most seen at once: (a) %d, (b) %d).", f.Workers, peakA, peakB)
+	p("%.0f requests/s scheduled for %s per run", f.Rate, f.Duration)
+	p("(%s),", f.RateFrom)
+	p("the same mix, the order swapped every round; at most %d requests in flight (the most seen at", f.Workers)
+	p("once: (a) %d, (b) %d; all %d means a stall filled the pool and requests waited for a worker).", peakA, peakB, f.Workers)
 	p("Each request's latency runs from its scheduled send time to the end of its answer, not from")
 	p("when it was sent (coordinated-omission-correct, as wrk2 measures): a stall of Caddy, the")
 	p("backend or the load client counts against every request scheduled during it. The added")
