@@ -22,9 +22,18 @@ type Config struct {
 	// BENCH_NORMALIZE= (empty) runs without it.
 	Normalize string
 
-	LiveRounds      int           // interleaved a/b rounds; 0 skips scenario 1
-	LiveDuration    time.Duration // per run
-	LiveConcurrency int
+	LiveRounds      int           // interleaved a/b closed-loop rounds; 0 skips scenario 1
+	LiveDuration    time.Duration // per run, closed loop and fixed rate
+	LiveConcurrency int           // closed-loop workers
+	// LiveRateRounds are the interleaved a/b fixed-rate (open-loop) rounds after the
+	// closed-loop ones; 0 skips them. FromEnv makes them LiveRounds unless
+	// BENCH_LIVE_RATE_ROUNDS is set.
+	LiveRateRounds int
+	// LiveRate is the fixed rate in requests/s; 0: half the bare Caddy's median
+	// closed-loop throughput in the same run.
+	LiveRate float64
+	// LiveRateWorkers bounds the requests in flight at the fixed rate.
+	LiveRateWorkers int
 
 	IngestDuration    time.Duration // per concurrency; 0 skips scenario 2
 	IngestConcurrency []int
@@ -54,6 +63,8 @@ func Defaults() Config {
 		LiveRounds:        5,
 		LiveDuration:      8 * time.Second,
 		LiveConcurrency:   16,
+		LiveRateRounds:    5,
+		LiveRateWorkers:   64,
 		IngestDuration:    6 * time.Second,
 		IngestConcurrency: []int{1, 8, 64},
 		SyncUsers:         100000,
@@ -97,6 +108,14 @@ func (c Config) FromEnv() (Config, error) {
 	geti("BENCH_LIVE_ROUNDS", &c.LiveRounds)
 	getd("BENCH_LIVE_DURATION", &c.LiveDuration)
 	geti("BENCH_LIVE_CONCURRENCY", &c.LiveConcurrency)
+	c.LiveRateRounds = c.LiveRounds
+	geti("BENCH_LIVE_RATE_ROUNDS", &c.LiveRateRounds)
+	geti("BENCH_LIVE_RATE_WORKERS", &c.LiveRateWorkers)
+	if s := os.Getenv("BENCH_LIVE_RATE"); s != "" && err == nil {
+		if c.LiveRate, err = strconv.ParseFloat(s, 64); err != nil {
+			err = fmt.Errorf("BENCH_LIVE_RATE: %w", err)
+		}
+	}
 	getd("BENCH_INGEST_DURATION", &c.IngestDuration)
 	if s := os.Getenv("BENCH_INGEST_CONCURRENCY"); s != "" {
 		c.IngestConcurrency = nil
@@ -141,6 +160,8 @@ func Smoke() Config {
 		LiveRounds:        2,
 		LiveDuration:      200 * time.Millisecond,
 		LiveConcurrency:   4,
+		LiveRateRounds:    2,
+		LiveRateWorkers:   8,
 		IngestDuration:    200 * time.Millisecond,
 		IngestConcurrency: []int{1, 8},
 		SyncUsers:         100,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -171,6 +172,53 @@ func (r *Runner) RunLive(ctx context.Context) error {
 		return err
 	}
 	res.summarize()
+	if c.LiveRateRounds > 0 {
+		return r.runLiveFixedRate(ctx, a, b, res)
+	}
+	return nil
+}
+
+// runLiveFixedRate is the open-loop part of scenario 1: the same mix through a and b at
+// one fixed rate (BENCH_LIVE_RATE, else half a's median closed-loop throughput, below
+// saturation), in alternating rounds, each request's latency counted from its scheduled
+// send time.
+func (r *Runner) runLiveFixedRate(ctx context.Context, a, b *Caddy, res *LiveResult) error {
+	c := r.Cfg
+	fixed := &LiveFixedRate{Rate: c.LiveRate, RateFrom: "BENCH_LIVE_RATE", Duration: c.LiveDuration, Workers: c.LiveRateWorkers}
+	if fixed.Rate <= 0 {
+		fixed.Rate = math.Round(res.A.RPS / 2)
+		fixed.RateFrom = fmt.Sprintf("half of the bare Caddy's median closed-loop throughput in this run, %.0f req/s", res.A.RPS)
+	}
+	if fixed.Rate <= 0 {
+		return fmt.Errorf("live fixed rate: no rate (the closed-loop rounds measured %.0f req/s)", res.A.RPS)
+	}
+	res.FixedRate = fixed
+	r.logf("live fixed rate: %.0f req/s (%s), %d workers", fixed.Rate, fixed.RateFrom, fixed.Workers)
+	run := func(p *Caddy) RunStats {
+		out := FixedRate{Base: p.URL, Rate: fixed.Rate, Duration: c.LiveDuration, Workers: c.LiveRateWorkers, Gen: r.liveMix()}.Run(ctx)
+		if out.Errors > 0 {
+			r.note("live fixed rate %s: %d errors, first: %s", p.Name, out.Errors, out.FirstErr)
+		}
+		return statsOf(out)
+	}
+	for round := 0; round < c.LiveRateRounds; round++ {
+		var ra, rb RunStats
+		if round%2 == 0 {
+			ra, rb = run(a), run(b)
+		} else {
+			rb, ra = run(b), run(a)
+		}
+		fixed.Rounds = append(fixed.Rounds, LiveRound{A: ra, B: rb})
+		r.logf("live fixed-rate round %d: a %.0f req/s p50 %s p99 %s | b %.0f req/s p50 %s p99 %s | added p50 %s p99 %s",
+			round+1, ra.RPS, ra.P50, ra.P99, rb.RPS, rb.P50, rb.P99, rb.P50-ra.P50, rb.P99-ra.P99)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fixed.summarize()
+	for _, s := range fixed.Saturated {
+		r.logf("live fixed rate saturated: %s", s)
+	}
 	return nil
 }
 

@@ -66,6 +66,16 @@ func TestSmoke(t *testing.T) {
 	if rep.Live.Ratio <= 0 {
 		t.Errorf("live ratio %v", rep.Live.Ratio)
 	}
+	if f := rep.Live.FixedRate; f == nil || len(f.Rounds) != cfg.LiveRateRounds || f.Rate <= 0 {
+		t.Fatalf("live fixed rate: %+v", f)
+	}
+	for i, round := range rep.Live.FixedRate.Rounds {
+		for name, s := range map[string]RunStats{"a": round.A, "b": round.B} {
+			if s.Requests == 0 || s.Errors != 0 || s.P99 < s.P50 || s.PeakInFlight == 0 {
+				t.Errorf("live fixed-rate round %d %s: %+v", i, name, s)
+			}
+		}
+	}
 
 	stores := 1
 	if cfg.PostgresDSN != "" {
@@ -104,7 +114,7 @@ func TestSmoke(t *testing.T) {
 
 	var md bytes.Buffer
 	rep.Markdown(&md, "## Findings\n")
-	for _, want := range []string{"## Targets", "## 1. Live overhead", "## 2. Preview ingest", "## 3. Initial sync", "## 4. Review at scale", "## How to rerun", "## Findings"} {
+	for _, want := range []string{"## Targets", "## 1. Live overhead", "### Fixed rate (open loop)", "## 2. Preview ingest", "## 3. Initial sync", "## 4. Review at scale", "## How to rerun", "## Findings"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("BENCHMARKS.md lacks %q:\n%s", want, md.String())
 		}
