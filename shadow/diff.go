@@ -48,8 +48,12 @@ func Diff(live, projected []byte) []Change {
 		}
 		return []Change{{Op: "remove", Path: "", Old: withoutPasswordsRaw(live)}}
 	}
-	a := decodeObjectLoose(live)
-	b := decodeObjectLoose(projected)
+	return diffTrees(decodeObjectLoose(live), decodeObjectLoose(projected))
+}
+
+// diffTrees is Diff of two decoded resources (live empty for a create); it drops their
+// passwords in place.
+func diffTrees(a, b map[string]any) []Change {
 	dropPasswords(a) // at any depth: a diff is stored and shown
 	dropPasswords(b)
 	group := modelOf(a, b).group

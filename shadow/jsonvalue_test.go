@@ -102,3 +102,43 @@ func BenchmarkDecodeJSONValue(b *testing.B) {
 		})
 	}
 }
+
+// FuzzCreateDiffFromTree: the prediction diffs a create against the tree ApplyCreate
+// encoded instead of decoding its bytes again; both give the same changes.
+func FuzzCreateDiffFromTree(f *testing.F) {
+	f.Add([]byte(decodeBenchUser))
+	f.Add([]byte(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"G","members":[{"value":"1","display":"A"},{"value":"2"}]}`))
+	f.Add([]byte(`{"userName":"a","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"manager":{"value":"m"},"department":"D"},"emails":[{"value":"x","type":"work"}],"n":1.50,"Password":"p"}`))
+	f.Add([]byte(`{"userName":"b","x":{"y":[1,{"z":null}]},"urn:x:y":{"a":true}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		projected, tree, err := applyCreateTree(body)
+		if err != nil {
+			return
+		}
+		want := Diff(nil, projected)
+		if got := diffTrees(map[string]any{}, tree); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s:\n from the tree %+v\n from bytes    %+v", body, got, want)
+		}
+	})
+}
+
+// FuzzPatchDiffFromTree: as FuzzCreateDiffFromTree, for a PATCH (body as a PatchOp) and a
+// PUT (body as the replacement) of a live resource.
+func FuzzPatchDiffFromTree(f *testing.F) {
+	f.Add([]byte(decodeBenchUser), []byte(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"name.givenName","value":"X"},{"op":"add","path":"emails","value":[{"value":"n@x","type":"home"}]}]}`))
+	f.Add([]byte(`{"id":"g","schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"G","members":[{"value":"1"},{"value":"2"}]}`),
+		[]byte(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"remove","path":"members[value eq \"1\"]"}]}`))
+	f.Add([]byte(`{"id":"u","userName":"a","password":"p","meta":{"location":"https://x/Users/u"}}`), []byte(`{"userName":"b","title":"T"}`))
+	f.Fuzz(func(t *testing.T, live, body []byte) {
+		if projected, tree, err := applyPatchTree(live, body); err == nil {
+			if got, want := diffTrees(decodeObjectLoose(live), tree), Diff(live, projected); !reflect.DeepEqual(got, want) {
+				t.Fatalf("patch %s of %s:\n from the tree %+v\n from bytes    %+v", body, live, got, want)
+			}
+		}
+		if projected, tree, err := applyReplaceTree(live, body); err == nil {
+			if got, want := diffTrees(decodeObjectLoose(live), tree), Diff(live, projected); !reflect.DeepEqual(got, want) {
+				t.Fatalf("replace of %s by %s:\n from the tree %+v\n from bytes    %+v", live, body, got, want)
+			}
+		}
+	})
+}

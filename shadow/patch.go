@@ -112,9 +112,15 @@ func refusal(scimType, path, format string, args ...any) *PatchError {
 // backend returns on GET: id, meta and a user's groups are kept from resource, schemas lists
 // the schemas in use, and no password attribute (at any depth) is included.
 func ApplyPatch(resource, patchOp []byte) ([]byte, error) {
+	projected, _, err := applyPatchTree(resource, patchOp)
+	return projected, err
+}
+
+// applyPatchTree is ApplyPatch also returning the projection as the tree it encoded.
+func applyPatchTree(resource, patchOp []byte) ([]byte, map[string]any, error) {
 	live, err := decodeResource(resource)
 	if err != nil {
-		return nil, fmt.Errorf("apply patch: live resource: %w", err)
+		return nil, nil, fmt.Errorf("apply patch: live resource: %w", err)
 	}
 	m := modelOf(live, nil)
 	body := patchOp
@@ -123,7 +129,7 @@ func ApplyPatch(resource, patchOp []byte) ([]byte, error) {
 	}
 	ops, perr := m.parsePatch(body)
 	if perr != nil {
-		return nil, perr
+		return nil, nil, perr
 	}
 	doc := storedResourceForm(live, m)
 	before := cloneJSON(doc).(map[string]any)
@@ -133,14 +139,15 @@ func ApplyPatch(resource, patchOp []byte) ([]byte, error) {
 			if perr.Path == "" {
 				perr.Path = op.rawPath
 			}
-			return nil, perr
+			return nil, nil, perr
 		}
 	}
 	out, perr := m.canonical(doc, before, live)
 	if perr != nil {
-		return nil, perr
+		return nil, nil, perr
 	}
-	return m.render(out, live, nil)
+	projected, err := m.render(out, live, nil)
+	return projected, out, err
 }
 
 // ApplyReplace is a PUT (RFC 7644 §3.5.1): body replaces the resource. As the example backend
@@ -149,18 +156,24 @@ func ApplyPatch(resource, patchOp []byte) ([]byte, error) {
 // "groups") are ignored and the current groups kept, and a password in body is stored but
 // never returned — while a password current carries is kept when body has none.
 func ApplyReplace(current, body []byte) ([]byte, error) {
+	projected, _, err := applyReplaceTree(current, body)
+	return projected, err
+}
+
+// applyReplaceTree is ApplyReplace also returning the projection as the tree it encoded.
+func applyReplaceTree(current, body []byte) ([]byte, map[string]any, error) {
 	cur, err := decodeResource(current)
 	if err != nil {
-		return nil, fmt.Errorf("apply replace: current resource: %w", err)
+		return nil, nil, fmt.Errorf("apply replace: current resource: %w", err)
 	}
 	b, perr := decodeBody(body)
 	if perr != nil {
-		return nil, perr
+		return nil, nil, perr
 	}
 	m := modelOf(cur, b)
 	out, perr := m.canonical(b, nil, cur)
 	if perr != nil {
-		return nil, perr
+		return nil, nil, perr
 	}
 	var keep map[string]any
 	if k, pw := findKeyFold(cur, "password"); k != "" {
@@ -168,23 +181,32 @@ func ApplyReplace(current, body []byte) ([]byte, error) {
 			keep = map[string]any{"password": pw}
 		}
 	}
-	return m.render(out, cur, keep)
+	projected, err := m.render(out, cur, keep)
+	return projected, out, err
 }
 
 // ApplyCreate is the resource a POST (RFC 7644 §3.3) would create: the body validated and
 // canonicalised as the example backend does, without the read-only attributes id, meta and
 // groups (the backend assigns them) and without password (never returned).
 func ApplyCreate(body []byte) ([]byte, error) {
+	projected, _, err := applyCreateTree(body)
+	return projected, err
+}
+
+// applyCreateTree is ApplyCreate also returning the projection as the tree it encoded, so
+// that the prediction's diff need not decode it again (render leaves the tree as encoded).
+func applyCreateTree(body []byte) ([]byte, map[string]any, error) {
 	b, perr := decodeBody(body)
 	if perr != nil {
-		return nil, perr
+		return nil, nil, perr
 	}
 	m := modelOf(nil, b)
 	out, perr := m.canonical(b, nil, nil)
 	if perr != nil {
-		return nil, perr
+		return nil, nil, perr
 	}
-	return m.render(out, nil, nil)
+	projected, err := m.render(out, nil, nil)
+	return projected, out, err
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1875,12 +1897,12 @@ func (m *resourceModel) render(out, current, extra map[string]any) ([]byte, erro
 func dropPasswords(v any) {
 	switch vv := v.(type) {
 	case map[string]any:
-		for _, k := range sortedObjectKeys(vv) {
+		for k, el := range vv { // deleting during range is allowed; the order does not matter
 			if strings.EqualFold(k, "password") {
 				delete(vv, k)
 				continue
 			}
-			dropPasswords(vv[k])
+			dropPasswords(el)
 		}
 	case []any:
 		for _, el := range vv {

@@ -101,18 +101,19 @@ func (e *Engine) predict(ctx context.Context, r *http.Request, next http.Handler
 	pr.live = live
 
 	var projected []byte
+	var tree map[string]any // the projection as the tree it was encoded from: no decode for the diff
 	var err error
 	switch t.Op {
 	case OpCreate:
 		pr.findings = append(pr.findings, p.conflict(t, key)...)
-		projected, err = ApplyCreate(effective)
+		projected, tree, err = applyCreateTree(effective)
 	case OpReplace:
 		if haveLive {
-			projected, err = ApplyReplace(live, effective)
+			projected, tree, err = applyReplaceTree(live, effective)
 		}
 	case OpPatch:
 		if haveLive {
-			projected, err = ApplyPatch(live, effective)
+			projected, tree, err = applyPatchTree(live, effective)
 		}
 	case OpDelete:
 		pr.deprovision = kind == "user" || kind == "group"
@@ -132,7 +133,7 @@ func (e *Engine) predict(ctx context.Context, r *http.Request, next http.Handler
 		return pr
 	}
 	pr.projected = projected
-	pr.changes = Diff(live, projected)
+	pr.changes = diffTrees(decodeObjectLoose(live), tree) // live nil (a create): empty
 	pr.findings = append(pr.findings, e.checkTypes(p, d.Connection, t, projected)...)
 	pr.subjects = append(pr.subjects, target)
 	for i := range pr.changes {

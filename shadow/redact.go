@@ -121,11 +121,14 @@ func containsFold(b []byte, w string) bool {
 	return indexFold(string(b), w, 0) >= 0
 }
 
-// indexFold finds the ASCII word w in s from byte offset i, ignoring ASCII case; byte
-// offsets stay those of s (lower-casing s itself can change its length).
+// indexFold finds the ASCII word w (letters only) in s from byte offset i, ignoring
+// ASCII case; byte offsets stay those of s (lower-casing s itself can change its length).
+// Only where the first letter matches (c|0x20 lower-cases an ASCII letter) is the whole
+// word compared: every recorded body is searched, and most bytes are not a 'p'.
 func indexFold(s, w string, i int) int {
+	first := w[0] | 0x20
 	for ; i+len(w) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(w)], w) {
+		if s[i]|0x20 == first && strings.EqualFold(s[i:i+len(w)], w) {
 			return i
 		}
 	}
