@@ -142,3 +142,44 @@ func FuzzPatchDiffFromTree(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAppendJSONTree: appendJSONTree writes any decoded JSON tree byte for byte as
+// encoding/json does (sorted keys, no HTML escaping, its string escapes and numbers).
+func FuzzAppendJSONTree(f *testing.F) {
+	for _, s := range jsonValueSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(`{"<a&b>":"x\u2028y\u007f","n":[1e400,-0.0,1E+2],"z":{"B":1,"a":2,"":null}}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var v any
+		if slowDecode(raw, &v) != nil {
+			return
+		}
+		want, err := encodeJSONLibrary(v)
+		got, ok := appendJSONTree(nil, v)
+		if (err == nil) != ok || (ok && !bytes.Equal(got, want)) {
+			t.Fatalf("%q:\n tree    %q (%v)\n library %q (%v)", raw, got, ok, want, err)
+		}
+	})
+}
+
+// BenchmarkEncodeJSONTree compares encoding/json with appendJSONTree on the decoded user.
+func BenchmarkEncodeJSONTree(b *testing.B) {
+	var v any
+	if err := slowDecode([]byte(decodeBenchUser), &v); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		encode func(any) ([]byte, error)
+	}{{"encoding-json", encodeJSONLibrary}, {"tree", encodeJSONCompact}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.encode(v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
