@@ -1,6 +1,11 @@
 package rules
 
-import "fmt"
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"unsafe"
+)
 
 // Reverse mapping: a response from the backend carries each mapped attribute at the
 // rule's target; the IdP sent it at one of the rule's From paths and compares what it
@@ -24,11 +29,21 @@ func (s *Set) ReverseResponse(resourceType string, body []byte, used SourceFunc)
 
 // AppendReverseResponse is ReverseResponse writing a moved body into dst's spare room (a
 // new slice when dst is nil or too short, as append does; dst must not overlap body).
-// When nothing moved it returns body itself, as ReverseResponse does.
+// When nothing moved it returns body itself, as ReverseResponse does. A body that starts
+// like an object but names no attribute to move back is returned without being parsed, so
+// without an error even when it is not valid JSON.
 func (s *Set) AppendReverseResponse(dst []byte, resourceType string, body []byte, used SourceFunc) ([]byte, int, error) {
 	if s.Empty() || used == nil {
 		return body, 0, nil
 	}
+	if startsObject(body) && !s.mayReverse(body, used) {
+		return body, 0, nil
+	}
+	return s.appendReverse(dst, resourceType, body, used)
+}
+
+// appendReverse is AppendReverseResponse without the look for names: it parses body.
+func (s *Set) appendReverse(dst []byte, resourceType string, body []byte, used SourceFunc) ([]byte, int, error) {
 	ar := getArena()
 	defer ar.release()
 	// A view, not a copy: nothing of the tree outlives the call (the moves build a new
@@ -115,4 +130,112 @@ func (rw *rewriter) reverse(target, from *apath) bool {
 		rw.remove(src)
 	}
 	return true
+}
+
+// mayReverse reports whether body may hold a value reverseOne would move: whether the name
+// (rule.revName) of a target some connection source is used for occurs in it, ASCII
+// case-insensitively, or a \u escape could spell one. Every resource type's rules count, as
+// a ListResponse's resources name their own. False means nothing would move.
+func (s *Set) mayReverse(body []byte, used SourceFunc) bool {
+	escapes := 0 // 0 unknown, 1 none, 2 some
+	for _, tr := range s.types {
+		if !tr.hasFrom {
+			continue
+		}
+		for _, r := range tr.rules {
+			if len(r.from) == 0 || used(tr.name, r.target.raw) == "" {
+				continue
+			}
+			if r.revName == "" || containsNameFold(body, r.revName) {
+				return true
+			}
+			if escapes == 0 {
+				escapes = 1
+				if escapesNameByte(body) {
+					escapes = 2
+				}
+			}
+			if escapes == 2 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// reverseName is the name mayReverse looks for to find target in a body: its attribute
+// or sub-attribute name, whichever is longer (each occurs in every spelling of the path
+// as keys, so either will do; the longer is usually the rarer), lower-cased; "" when it
+// holds a byte attribute names do not (then every body is parsed).
+func reverseName(target *apath) string {
+	n := target.attr
+	if len(target.sub) > len(n) {
+		n = target.sub
+	}
+	b := []byte(n)
+	for i, c := range b {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			b[i] = c + 'a' - 'A'
+		case !isNameByte(c):
+			return ""
+		}
+	}
+	return string(b)
+}
+
+// isNameByte reports whether c may be part of an attribute name (RFC 7643 ATTRNAME, and
+// the '$' of $ref).
+func isNameByte(c byte) bool {
+	return isAlpha(c) || isDigit(c) || c == '-' || c == '_' || c == '$'
+}
+
+// containsNameFold reports whether b contains name (lower-case ASCII) ASCII
+// case-insensitively.
+func containsNameFold(b []byte, name string) bool {
+	first := name[0]
+	for pass := 0; pass < 2; pass++ {
+		if pass == 1 {
+			if first < 'a' || first > 'z' {
+				break
+			}
+			first -= 'a' - 'A'
+		}
+		for i := 0; len(b)-i >= len(name); {
+			j := bytes.IndexByte(b[i:len(b)-len(name)+1], first)
+			if j < 0 {
+				break
+			}
+			i += j
+			if foldEq(unsafe.String(&b[i], len(name)), name) {
+				return true
+			}
+			i++
+		}
+	}
+	return false
+}
+
+// escapesNameByte reports whether b holds a \u escape of a byte names are made of.
+func escapesNameByte(b []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(`\u`))
+		if j < 0 || len(b)-(i+j+2) < 4 {
+			return false
+		}
+		i += j + 2
+		if cp, err := strconv.ParseUint(string(b[i:i+4]), 16, 16); err == nil && cp < 0x80 && isNameByte(byte(cp)) {
+			return true
+		}
+	}
+}
+
+// startsObject reports whether the first byte of b that is not white space is '{'.
+func startsObject(b []byte) bool {
+	for _, c := range b {
+		if !isSpace(c) {
+			return c == '{'
+		}
+	}
+	return false
 }

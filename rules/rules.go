@@ -94,6 +94,7 @@ type crule struct {
 	def     string // compact JSON, "" for none
 	onlyNew bool
 	overlap bool // a value-filtered From shares the target's attribute
+	revName string // the target's name mayReverse looks for (reverse.go)
 
 	msgMissing, msgDefault, msgDropped string
 	msgFallback                        []string
@@ -148,7 +149,7 @@ func compileType(name string, rr ResourceRules) (*typeRules, error) {
 		if err := t.checkSettable(); err != nil {
 			return nil, fmt.Errorf("%s: target %q: %w", where, r.Target, err)
 		}
-		cr := &crule{target: t, warn: r.WarnIfMissing, onlyNew: r.OnlyOnCreate}
+		cr := &crule{target: t, warn: r.WarnIfMissing, onlyNew: r.OnlyOnCreate, revName: reverseName(t)}
 		all = append(all, role{t, fmt.Sprintf("target of rule %d", i+1)})
 		for j, f := range r.From {
 			fp, err := compilePath(f)
