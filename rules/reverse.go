@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 	"unsafe"
 )
 
@@ -146,7 +147,7 @@ func (s *Set) mayReverse(body []byte, used SourceFunc) bool {
 			if len(r.from) == 0 || used(tr.name, r.target.raw) == "" {
 				continue
 			}
-			if r.revName == "" || containsNameFold(body, r.revName) {
+			if r.revName == "" || containsNameFold(body, r.revName, r.revAnchor) {
 				return true
 			}
 			if escapes == 0 {
@@ -190,30 +191,49 @@ func isNameByte(c byte) bool {
 	return isAlpha(c) || isDigit(c) || c == '-' || c == '_' || c == '$'
 }
 
-// containsNameFold reports whether b contains name (lower-case ASCII) ASCII
-// case-insensitively.
-func containsNameFold(b []byte, name string) bool {
-	first := name[0]
+// containsNameFold reports whether b may contain name (lower-case ASCII) ASCII
+// case-insensitively. It looks for the byte of name at anchor (both cases) with
+// bytes.IndexByte, then compares around each hit, so a rare anchor makes few calls; a body
+// with more hits than a sixteenth of its length answers true (the parse then decides), which bounds the
+// cost of the look on any body.
+func containsNameFold(b []byte, name string, anchor int) bool {
+	c := name[anchor]
+	hits := len(b)/16 + 64
 	for pass := 0; pass < 2; pass++ {
 		if pass == 1 {
-			if first < 'a' || first > 'z' {
+			if c < 'a' || c > 'z' {
 				break
 			}
-			first -= 'a' - 'A'
+			c -= 'a' - 'A'
 		}
-		for i := 0; len(b)-i >= len(name); {
-			j := bytes.IndexByte(b[i:len(b)-len(name)+1], first)
+		// Hits before anchor or too close to the end cannot start a whole name.
+		for i, end := anchor, len(b)-(len(name)-anchor)+1; i < end; i++ {
+			j := bytes.IndexByte(b[i:end], c)
 			if j < 0 {
 				break
 			}
 			i += j
-			if foldEq(unsafe.String(&b[i], len(name)), name) {
+			if hits--; hits < 0 || foldEq(unsafe.String(&b[i-anchor], len(name)), name) {
 				return true
 			}
-			i++
 		}
 	}
 	return false
+}
+
+// letterRank orders the lower-case letters from the most to the least frequent in SCIM
+// JSON (value, type, display, primary, schemas, example…): reverseAnchor picks the rarest.
+const letterRank = "eatsriolnmpcuydhgvfbwkxjqz"
+
+// reverseAnchor is the index of name's rarest letter by letterRank.
+func reverseAnchor(name string) int {
+	best, rank := 0, -1
+	for i := 0; i < len(name); i++ {
+		if r := strings.IndexByte(letterRank, name[i]); r > rank {
+			best, rank = i, r
+		}
+	}
+	return best
 }
 
 // escapesNameByte reports whether b holds a \u escape of a byte names are made of.

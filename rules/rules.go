@@ -88,13 +88,14 @@ type typeRules struct {
 
 // crule is a compiled Rule.
 type crule struct {
-	target  *apath
-	from    []*apath
-	warn    bool
-	def     string // compact JSON, "" for none
-	onlyNew bool
-	overlap bool // a value-filtered From shares the target's attribute
-	revName string // the target's name mayReverse looks for (reverse.go)
+	target    *apath
+	from      []*apath
+	warn      bool
+	def       string // compact JSON, "" for none
+	onlyNew   bool
+	overlap   bool   // a value-filtered From shares the target's attribute
+	revName   string // the target's name mayReverse looks for (reverse.go)
+	revAnchor int    // the index of its rarest letter
 
 	msgMissing, msgDefault, msgDropped string
 	msgFallback                        []string
@@ -150,6 +151,7 @@ func compileType(name string, rr ResourceRules) (*typeRules, error) {
 			return nil, fmt.Errorf("%s: target %q: %w", where, r.Target, err)
 		}
 		cr := &crule{target: t, warn: r.WarnIfMissing, onlyNew: r.OnlyOnCreate, revName: reverseName(t)}
+		cr.revAnchor = reverseAnchor(cr.revName)
 		all = append(all, role{t, fmt.Sprintf("target of rule %d", i+1)})
 		for j, f := range r.From {
 			fp, err := compilePath(f)
