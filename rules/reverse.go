@@ -111,15 +111,15 @@ func (s *Set) reverseOne(ar *arena, o *jobj, resourceType string, used SourceFun
 
 // reverse moves the value at target to from, unless from already holds one.
 func (rw *rewriter) reverse(target, from *apath) bool {
-	var fb [4]occ
-	dests := rw.collect(from, fb[:0])
-	if rw.pick(dests, true) >= 0 {
-		return false
-	}
 	var tb [4]occ
 	srcs := rw.collect(target, tb[:0])
 	i := rw.pick(srcs, true)
 	if i < 0 {
+		return false // nothing to move: from need not be looked for
+	}
+	var fb [4]occ
+	dests := rw.collect(from, fb[:0])
+	if rw.pick(dests, true) >= 0 {
 		return false
 	}
 	src := &srcs[i]
