@@ -225,6 +225,13 @@ func containsNameFold(b []byte, name string, anchor int) bool {
 // JSON (value, type, display, primary, schemas, example…): reverseAnchor picks the rarest.
 const letterRank = "eatsriolnmpcuydhgvfbwkxjqz"
 
+// MayContainFold reports whether b may contain s (lower-case ASCII), compared ASCII
+// case-insensitively: false means it does not; true that it does, or that b has so many
+// bytes like s's rarest letter that the look gave up. It is a quick look before a parse.
+func MayContainFold(b []byte, s string) bool {
+	return s == "" || containsNameFold(b, s, reverseAnchor(s))
+}
+
 // reverseAnchor is the index of name's rarest letter by letterRank.
 func reverseAnchor(name string) int {
 	best, rank := 0, -1
