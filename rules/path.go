@@ -671,15 +671,15 @@ func classifyKey(key string, tr *typeRules, atRoot bool) *kpath {
 		head = key[:b]
 	}
 	rest := key
-	k := &kpath{kind: kAttr}
+	k := kpath{kind: kAttr} // copied to the heap only when it is the answer (out below)
 	if c := strings.LastIndexByte(head, ':'); c >= 0 {
 		if !atRoot {
 			return opaqueKey
 		}
 		matched := false
-		for _, u := range tr.uris {
+		for i, u := range tr.uris {
 			if foldEq(key, u) {
-				return &kpath{kind: kContainer, uri: u}
+				return tr.uriKeys[i]
 			}
 			if len(key) > len(u) && key[len(u)] == ':' && hasPrefixFold(key, u) {
 				k.uri, rest, matched = u, key[len(u)+1:], true
@@ -718,5 +718,6 @@ func classifyKey(key string, tr *typeRules, atRoot bool) *kpath {
 			return opaqueKey
 		}
 	}
-	return k
+	out := k // declared here, so only this path allocates
+	return &out
 }

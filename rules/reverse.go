@@ -99,8 +99,8 @@ func (s *Set) reverseOne(ar *arena, o *jobj, resourceType string, used SourceFun
 		if src == "" {
 			continue
 		}
-		for _, f := range r.from {
-			if f.raw == src && f.checkSettable() == nil && rw.reverse(r.target, f) {
+		for i, f := range r.from {
+			if f.raw == src && r.fromOK[i] && rw.reverse(r.target, f) {
 				moved++
 				break
 			}
