@@ -80,6 +80,15 @@ const maxSourceNames = 64
 // source is the connection's rules.SourceFunc: the source path a target was last seen
 // at, or "".
 func (cs *connSources) source(resourceType, target string) string {
+	// One read lock for both lookups in the usual case (the type's spelling seen before):
+	// it is taken per rule and response, from every core.
+	cs.mu.RLock()
+	if l, ok := cs.lower[resourceType]; ok {
+		src := cs.src[sourceID{l, target}]
+		cs.mu.RUnlock()
+		return src
+	}
+	cs.mu.RUnlock()
 	id := sourceID{cs.lowerName(resourceType), target}
 	cs.mu.RLock()
 	defer cs.mu.RUnlock()
