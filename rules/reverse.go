@@ -193,9 +193,9 @@ func isNameByte(c byte) bool {
 
 // containsNameFold reports whether b may contain name (lower-case ASCII) ASCII
 // case-insensitively. It looks for the byte of name at anchor (both cases) with
-// bytes.IndexByte, then compares around each hit, so a rare anchor makes few calls; a body
-// with more hits than a sixteenth of its length answers true (the parse then decides), which bounds the
-// cost of the look on any body.
+// bytes.IndexByte, then compares around each hit, so a rare anchor makes few calls. A body
+// with more hits than a sixteenth of its length answers true (the parse then decides):
+// that bounds the cost of the look on any body.
 func containsNameFold(b []byte, name string, anchor int) bool {
 	c := name[anchor]
 	hits := len(b)/16 + 64
@@ -222,18 +222,18 @@ func containsNameFold(b []byte, name string, anchor int) bool {
 }
 
 // letterRank orders the lower-case letters from the most to the least frequent in SCIM
-// JSON (value, type, display, primary, schemas, example…): reverseAnchor picks the rarest.
+// JSON (value, type, display, primary, schemas, example…), for rarestLetter.
 const letterRank = "eatsriolnmpcuydhgvfbwkxjqz"
 
 // MayContainFold reports whether b may contain s (lower-case ASCII), compared ASCII
 // case-insensitively: false means it does not; true that it does, or that b has so many
 // bytes like s's rarest letter that the look gave up. It is a quick look before a parse.
 func MayContainFold(b []byte, s string) bool {
-	return s == "" || containsNameFold(b, s, reverseAnchor(s))
+	return s == "" || containsNameFold(b, s, rarestLetter(s))
 }
 
-// reverseAnchor is the index of name's rarest letter by letterRank.
-func reverseAnchor(name string) int {
+// rarestLetter is the index of name's rarest letter by letterRank.
+func rarestLetter(name string) int {
 	best, rank := 0, -1
 	for i := 0; i < len(name); i++ {
 		if r := strings.IndexByte(letterRank, name[i]); r > rank {

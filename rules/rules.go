@@ -154,7 +154,7 @@ func compileType(name string, rr ResourceRules) (*typeRules, error) {
 			return nil, fmt.Errorf("%s: target %q: %w", where, r.Target, err)
 		}
 		cr := &crule{target: t, warn: r.WarnIfMissing, onlyNew: r.OnlyOnCreate, revName: reverseName(t)}
-		cr.revAnchor = reverseAnchor(cr.revName)
+		cr.revAnchor = rarestLetter(cr.revName)
 		all = append(all, role{t, fmt.Sprintf("target of rule %d", i+1)})
 		for j, f := range r.From {
 			fp, err := compilePath(f)
