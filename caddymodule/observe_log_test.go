@@ -57,13 +57,16 @@ func BenchmarkDecisionLog(b *testing.B) {
 }
 
 // BenchmarkObserveDecision: everything the observer does per request (log line at info,
-// metrics), for a live read (logged at debug: dropped) and a live write with five
-// fallback findings, as in the bench's live mix.
+// metrics), for a live read (logged at debug: dropped), the same with four attributes of
+// its response mapped back, and a live write with five fallback findings, as in the
+// bench's live mix.
 func BenchmarkObserveDecision(b *testing.B) {
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	o := &decisionObserver{logger: zap.New(zapcore.NewCore(enc, zapcore.AddSync(discard{}), zapcore.InfoLevel))}
 	read := &shadow.Decision{Connection: "bench-obs", Mode: shadow.ModeLive, Outcome: shadow.OutcomeForwarded,
 		Target: shadow.Target{Op: shadow.OpRead, ResourceType: "User"}}
+	mapped := *read
+	mapped.ReverseMapped = 4
 	write := &shadow.Decision{Connection: "bench-obs", Mode: shadow.ModeLive, Outcome: shadow.OutcomeForwarded,
 		Target: shadow.Target{Op: shadow.OpCreate, ResourceType: "User"}, ReverseMapped: 4}
 	for _, a := range []string{"favoriteColor", "nickName", "department", "emails", "locale"} {
@@ -73,7 +76,7 @@ func BenchmarkObserveDecision(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		d    *shadow.Decision
-	}{{"read", read}, {"write", write}} {
+	}{{"read", read}, {"read-mapped", &mapped}, {"write", write}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -137,10 +137,7 @@ func BenchmarkReverse2KB(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	used := func(_, target string) string {
-		return map[string]string{"favoriteColor": "favorite_color", "nickName": "preferences.nickname",
-			"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "department"}[target]
-	}
+	used := benchSources()
 	b.SetBytes(int64(len(fwd)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -148,4 +145,46 @@ func BenchmarkReverse2KB(b *testing.B) {
 			b.Fatalf("%v %d", err, n)
 		}
 	}
+}
+
+// BenchmarkReverseUnmoved reverses a 100-member group for the connection of
+// BenchmarkReverse2KB: no target name occurs in it, so it is not parsed ("full": parsed).
+func BenchmarkReverseUnmoved(b *testing.B) {
+	s := benchSet(b)
+	used := benchSources()
+	var sb strings.Builder
+	sb.WriteString(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"id":"g","displayName":"group","members":[`)
+	for i := range 100 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"value":"u%d","display":"user%d@example.org"}`, i, i)
+	}
+	sb.WriteString(`],"meta":{"resourceType":"Group"}}`)
+	body := []byte(sb.String())
+	b.SetBytes(int64(len(body)))
+	for _, full := range []bool{false, true} {
+		b.Run(map[bool]string{false: "shortcut", true: "full"}[full], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var n int
+				if full {
+					_, n, _ = s.appendReverse(nil, "User", body, used)
+				} else {
+					_, n, _ = s.AppendReverseResponse(nil, "User", body, used)
+				}
+				if n != 0 {
+					b.Fatal("moved")
+				}
+			}
+		})
+	}
+}
+
+// benchSources is the SourceFunc of a connection using three of benchSet's From paths
+// (its map made once, as the engine's is).
+func benchSources() SourceFunc {
+	m := map[string]string{"favoriteColor": "favorite_color", "nickName": "preferences.nickname",
+		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "department"}
+	return func(_, target string) string { return m[target] }
 }

@@ -57,6 +57,9 @@ func FuzzReverseResponse(f *testing.F) {
 		"User " + `emails[type eq "work"].value`: "workEmail", "group displayName": "groupName"})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		out, n, err := s.ReverseResponse("User", body, used)
+		if full, fn, _ := s.appendReverse(nil, "User", body, used); string(full) != string(out) || fn != n {
+			t.Fatalf("the shortcut answers %q (%d), the full path %q (%d)", out, n, full, fn)
+		}
 		if err != nil || n == 0 {
 			if string(out) != string(body) {
 				t.Fatalf("unchanged answer with a changed body")

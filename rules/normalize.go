@@ -481,26 +481,10 @@ func (nz *normalizer) value(prefix string, v gjson.Result, depth int) (string, b
 }
 
 // mayNeed is a quick look for anything NormalizeResource could change: a quoted true or
-// false (any case) for Booleans, a manager key for Manager.
+// false (any case) for Booleans, a "manager" key for Manager.
 func mayNeed(n Normalization, body []byte) bool {
-	for i := 0; i+5 < len(body); i++ {
-		if body[i] != '"' {
-			continue
-		}
-		rest := body[i+1:]
-		if c := rest[0] | 0x20; c != 't' && c != 'f' && c != 'm' {
-			continue // foldEq folds ASCII only: no other first byte starts a match
-		}
-		switch {
-		case n.Booleans && len(rest) >= 5 && foldEq(string(rest[:5]), "true\""):
-			return true
-		case n.Booleans && len(rest) >= 6 && foldEq(string(rest[:6]), "false\""):
-			return true
-		case n.Manager && len(rest) >= 8 && foldEq(string(rest[:8]), "manager\""):
-			return true
-		}
-	}
-	return false
+	return n.Booleans && (MayContainFold(body, `"true"`) || MayContainFold(body, `"false"`)) ||
+		n.Manager && MayContainFold(body, `"manager"`)
 }
 
 // mayChange reports whether a string member could be normalised, before its schema path

@@ -109,3 +109,50 @@ func TestReverseOnlyUsedSources(t *testing.T) {
 		}
 	}
 }
+
+// TestReverseShortcut: skipping the parse of a body that names no attribute to move back
+// answers byte for byte what the full reverse mapping does, over the fixtures, their
+// forward rewrites (which hold the targets), ListResponses of them and escaped spellings.
+func TestReverseShortcut(t *testing.T) {
+	s := mustCompile(t, testRules())
+	useds := []SourceFunc{
+		usesOf(map[string]string{"User favoriteColor": "favorite_color", "User " + ent + ":department": "department",
+			"User name.givenName": "firstName", "group displayName": "groupName"}),
+		usesOf(map[string]string{"User favoriteColor": "preferences.favoriteColor", "User " + ent + ":department": "department",
+			"User " + `emails[type eq "work"].value`: "workEmail", "User addresses": "postalAddresses"}),
+		usesOf(map[string]string{"group displayName": "groupName"}),
+	}
+	var bodies []string
+	for _, b := range fuzzSeeds {
+		bodies = append(bodies, b)
+		if fwd, _, err := s.RewriteResource("User", OpCreate, []byte(b)); err == nil {
+			bodies = append(bodies, string(fwd), `{"Resources":[`+string(fwd)+`,{"displayName":"g","meta":{"resourceType":"Group"}}]}`)
+		}
+	}
+	bodies = append(bodies,
+		`{"id":"1","FAVORITECOLOR":"red"}`, `{"id":"1","favorite\u0043olor":"red"}`, `{"id":"1","\u0066avoriteColor":"red"}`,
+		`{"id":"1","note":"\u0026","favoriteColor":"red"}`, `{"id":"1","note":"\u0026"}`, `{"`+ent+`:department":"D"}`,
+		`{"Resources":[{"displayName":"g","meta":{"resourceType":"Group"}}]}`, `{"Resources":[]}`, `{"favoriteColor":`, ` {}`)
+	for _, b := range bodies {
+		for i, used := range useds {
+			want, wn, werr := s.appendReverse(nil, "User", []byte(b), used)
+			got, gn, gerr := s.AppendReverseResponse(nil, "User", []byte(b), used)
+			if string(got) != string(want) || gn != wn || (gerr == nil) != (werr == nil) && !(gerr == nil && !s.mayReverse([]byte(b), used)) {
+				t.Errorf("used %d, %s:\n shortcut %s %d %v\n     full %s %d %v", i, b, got, gn, gerr, want, wn, werr)
+			}
+		}
+	}
+	// The look itself: names in any case, escaped or not, and only the used targets'.
+	for _, c := range []struct {
+		body string
+		want bool
+	}{
+		{`{"FavoriteCOLOR":1}`, true}, {`{"x":"favoritecolor"}`, true}, {`{"favorite_colour":1}`, false},
+		{`{"\u0046avoriteColor":1}`, true}, {`{"a":"\u003c\u0026"}`, false}, {`{"` + ent + `:department":1}`, true},
+		{`{"displayName":1}`, true}, {`{"nickName":1,"addresses":[]}`, false}, {`{"givenName":1}`, true}, {`{"name":{"familyName":1}}`, false},
+	} {
+		if got := s.mayReverse([]byte(c.body), useds[0]); got != c.want {
+			t.Errorf("mayReverse(%s) = %v, want %v", c.body, got, c.want)
+		}
+	}
+}

@@ -71,7 +71,9 @@ type typeRules struct {
 	rules []*crule
 	drops []*apath
 	uris  []string // extension schema URNs named by any path, as first written
-	paths []*apath // every target, from and drop path
+	// uriKeys are the key classifications of uris' container members (classifyKey).
+	uriKeys []*kpath
+	paths   []*apath // every target, from and drop path
 	// hasFrom says whether any rule has From paths (filters and lists need them).
 	hasFrom bool
 	// rootSpare is the room kept for members the rules may add to a resource root.
@@ -88,12 +90,15 @@ type typeRules struct {
 
 // crule is a compiled Rule.
 type crule struct {
-	target  *apath
-	from    []*apath
-	warn    bool
-	def     string // compact JSON, "" for none
-	onlyNew bool
-	overlap bool // a value-filtered From shares the target's attribute
+	target    *apath
+	from      []*apath
+	warn      bool
+	def       string // compact JSON, "" for none
+	onlyNew   bool
+	overlap   bool   // a value-filtered From shares the target's attribute
+	revName   string // the target's name mayReverse looks for (reverse.go)
+	revAnchor int    // the index of its rarest letter
+	fromOK    []bool // whether each From can be set (a reverse mapping target), see apath.checkSettable
 
 	msgMissing, msgDefault, msgDropped string
 	msgFallback                        []string
@@ -148,7 +153,8 @@ func compileType(name string, rr ResourceRules) (*typeRules, error) {
 		if err := t.checkSettable(); err != nil {
 			return nil, fmt.Errorf("%s: target %q: %w", where, r.Target, err)
 		}
-		cr := &crule{target: t, warn: r.WarnIfMissing, onlyNew: r.OnlyOnCreate}
+		cr := &crule{target: t, warn: r.WarnIfMissing, onlyNew: r.OnlyOnCreate, revName: reverseName(t)}
+		cr.revAnchor = rarestLetter(cr.revName)
 		all = append(all, role{t, fmt.Sprintf("target of rule %d", i+1)})
 		for j, f := range r.From {
 			fp, err := compilePath(f)
@@ -159,6 +165,7 @@ func compileType(name string, rr ResourceRules) (*typeRules, error) {
 				return nil, fmt.Errorf("%s: from %q: a value-filtered path needs a sub-attribute", where, f)
 			}
 			cr.from = append(cr.from, fp)
+			cr.fromOK = append(cr.fromOK, fp.checkSettable() == nil)
 			cr.overlap = cr.overlap || fp.fil != nil && foldEq(fp.uri, t.uri) && foldEq(fp.attr, t.attr)
 			all = append(all, role{fp, fmt.Sprintf("from %d of rule %d", j+1, i+1)})
 		}
@@ -203,6 +210,9 @@ func compileType(name string, rr ResourceRules) (*typeRules, error) {
 		tr.paths = append(tr.paths, all[i].p)
 	}
 	canonicalSpelling(tr)
+	for _, u := range tr.uris {
+		tr.uriKeys = append(tr.uriKeys, &kpath{kind: kContainer, uri: u})
+	}
 	for _, r := range tr.rules {
 		tr.hasFrom = tr.hasFrom || len(r.from) > 0
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/scim-shadow/caddy-scim-shadow/rules"
 )
 
 // DefaultMaxDepth is the deepest JSON nesting of a body the engine accepts when none is
@@ -37,7 +39,8 @@ func CheckLimits(body []byte, maxDepth, maxOps int, bulk bool) *LimitError {
 	if maxOps == 0 {
 		maxOps = DefaultMaxOperations
 	}
-	if maxDepth > 0 {
+	if maxDepth > 0 && bytes.Count(body, openObject)+bytes.Count(body, openArray) > maxDepth {
+		// Fewer brackets than the limit cannot nest deeper: counting them is a vector loop.
 		if d := jsonDepth(body, maxDepth); d > maxDepth {
 			return &LimitError{Status: http.StatusBadRequest, ScimType: "invalidSyntax",
 				Detail: fmt.Sprintf("request body nests deeper than the limit of %d levels", maxDepth)}
@@ -56,6 +59,8 @@ func CheckLimits(body []byte, maxDepth, maxOps int, bulk bool) *LimitError {
 	}
 	return nil
 }
+
+var openObject, openArray = []byte{'{'}, []byte{'['}
 
 // jsonDepth returns the nesting depth of b's arrays and objects, counting strings
 // (and their escapes) as opaque; it stops counting once the depth passes stop.
@@ -123,21 +128,8 @@ func (e *Engine) checkLimits(w http.ResponseWriter, body []byte, d *Decision) bo
 // escape could (a key may be written with \u escapes), so the body has no Operations
 // member to count.
 func mayHoldOperations(b []byte) bool {
-	if bytes.IndexByte(b, '\\') >= 0 {
-		return true
-	}
-	const stem = "operation" // then s, S or U+017F
-	for i := 0; i+len(stem) < len(b); i++ {
-		j := 0
-		for j < len(stem) && b[i+j]|0x20 == stem[j] {
-			j++
-		}
-		if j < len(stem) {
-			continue
-		}
-		if rest := b[i+j:]; rest[0]|0x20 == 's' || bytes.HasPrefix(rest, []byte("\u017f")) {
-			return true
-		}
-	}
-	return false
+	return bytes.IndexByte(b, '\\') >= 0 || bytes.Contains(b, longS) || rules.MayContainFold(b, "operations")
 }
+
+// longS is U+017F in UTF-8.
+var longS = []byte("\u017f")

@@ -28,6 +28,7 @@ func fetch(ctx context.Context, r *http.Request, next http.Handler, path, rawQue
 		req.Header.Del(h)
 	}
 	req.Header.Set("Accept", ContentType)
+	req.Header.Set("Accept-Encoding", identity) // not dropped: see Engine.reverseWriter
 	bw := &bufferWriter{header: http.Header{}}
 	next.ServeHTTP(bw, req)
 	if bw.status == 0 {

@@ -80,6 +80,15 @@ const maxSourceNames = 64
 // source is the connection's rules.SourceFunc: the source path a target was last seen
 // at, or "".
 func (cs *connSources) source(resourceType, target string) string {
+	// One read lock for both lookups in the usual case (the type's spelling seen before):
+	// it is taken per rule and response, from every core.
+	cs.mu.RLock()
+	if l, ok := cs.lower[resourceType]; ok {
+		src := cs.src[sourceID{l, target}]
+		cs.mu.RUnlock()
+		return src
+	}
+	cs.mu.RUnlock()
 	id := sourceID{cs.lowerName(resourceType), target}
 	cs.mu.RLock()
 	defer cs.mu.RUnlock()
@@ -265,10 +274,16 @@ func (e *Engine) reverseWriter(w http.ResponseWriter, r *http.Request, d *Decisi
 	if !e.hasSources(r.Context(), d.Connection) {
 		return nil
 	}
-	// The body is rewritten here: ask the backend for it uncompressed.
-	r.Header.Del("Accept-Encoding")
+	// The body is rewritten here: ask the backend for it uncompressed. Dropping the header
+	// would not do: Go's Transport (reverse_proxy's, unless its compression is off) then
+	// asks for gzip itself and inflates the answer, ~16 µs and 40 KB per 1.3 KB response
+	// on top of the backend's deflating.
+	r.Header.Set("Accept-Encoding", identity)
 	return &reverseWriter{w: w, e: e, d: d}
 }
+
+// identity is the Accept-Encoding that asks for a body without content coding.
+const identity = "identity"
 
 // reverseWriter buffers a SCIM JSON response to map it back to the IdP's paths; any
 // other response (not 2xx, not JSON, encoded, too large) streams through untouched.

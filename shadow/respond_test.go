@@ -2,11 +2,14 @@ package shadow_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -214,8 +217,8 @@ func TestReverseMapResponses(t *testing.T) {
 	if last := obs.list[len(obs.list)-1]; last.ReverseMapped != 2 {
 		t.Errorf("ReverseMapped = %d", last.ReverseMapped)
 	}
-	if be.acceptEnc[len(be.acceptEnc)-1] != "" {
-		t.Errorf("Accept-Encoding %q reached the backend of a reversed read", be.acceptEnc[len(be.acceptEnc)-1])
+	if be.acceptEnc[len(be.acceptEnc)-1] != "identity" {
+		t.Errorf("Accept-Encoding %q reached the backend of a reversed read, want identity", be.acceptEnc[len(be.acceptEnc)-1])
 	}
 
 	// Not SCIM JSON: streamed untouched.
@@ -300,4 +303,51 @@ func FuzzReverseWriter(f *testing.F) {
 			t.Fatalf("valid JSON became invalid: %s → %s", body, w.Body)
 		}
 	})
+}
+
+// TestReverseAsksIdentityThroughTransport: behind a real HTTP hop (httputil.ReverseProxy
+// with Go's default Transport, as reverse_proxy has unless its compression is off), a
+// reverse-mapped response is asked for as identity, so a backend that compresses does not,
+// and the proxy inflates nothing; a response with nothing to map keeps the IdP's header.
+func TestReverseAsksIdentityThroughTransport(t *testing.T) {
+	var mu sync.Mutex
+	var gzipped []bool
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := `{"id":"1","userName":"u","favoriteColor":"red"}`
+		w.Header().Set("Content-Type", shadow.ContentType)
+		gz := strings.Contains(r.Header.Get("Accept-Encoding"), "gzip")
+		mu.Lock()
+		gzipped = append(gzipped, gz)
+		mu.Unlock()
+		if !gz {
+			_, _ = io.WriteString(w, body)
+			return
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		_, _ = io.WriteString(zw, body)
+		_ = zw.Close()
+	}))
+	defer backend.Close()
+	u, _ := url.Parse(backend.URL)
+	next := httputil.NewSingleHostReverseProxy(u)
+
+	e := idpEngine(t, shadow.ModeLive, nil)
+	w := serve(e, next, http.MethodGet, "/scim/v2/Users/1", "")
+	if w.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatalf("before any source is known, the compressed answer should pass through: %q", w.Body)
+	}
+	serve(e, next, http.MethodPost, "/scim/v2/Users", `{"userName":"u","favorite_color":"red"}`)
+	w = serve(e, next, http.MethodGet, "/scim/v2/Users/1", "")
+	if got := w.Body.String(); !strings.Contains(got, `"favorite_color":"red"`) {
+		t.Fatalf("not reverse-mapped: %s", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !gzipped[0] {
+		t.Error("a response with nothing to map back lost the IdP's Accept-Encoding")
+	}
+	if gzipped[len(gzipped)-1] {
+		t.Error("the backend was asked to compress a response that is reverse-mapped")
+	}
 }
