@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -247,11 +248,45 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	var nextErr error
-	h.engine.ServeHTTP(w, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	tw := &startedWriter{ResponseWriter: w}
+	h.engine.ServeHTTP(tw, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		nextErr = next.ServeHTTP(w, r)
 	}))
+	var he caddyhttp.HandlerError
+	if nextErr != nil && !tw.started && errors.As(nextErr, &he) && he.StatusCode >= 500 {
+		// reverse_proxy failed before answering (backend down: 502, timeout: 504). Caddy
+		// would answer with an empty body; an IdP expects a SCIM error, and retries 5xx.
+		h.logger.Error("backend request failed", zap.String("method", r.Method),
+			zap.String("uri", r.RequestURI), zap.Int("status", he.StatusCode), zap.Error(nextErr))
+		shadow.WriteError(w, he.StatusCode, "", fmt.Sprintf(
+			"the SCIM service behind this proxy could not be reached (%d %s); retry later",
+			he.StatusCode, http.StatusText(he.StatusCode)))
+		return nil
+	}
 	return nextErr
 }
+
+// startedWriter notes whether a response was started, so that a failed request through
+// next is answered only when nothing was written yet.
+type startedWriter struct {
+	http.ResponseWriter
+	started bool
+}
+
+func (w *startedWriter) WriteHeader(status int) {
+	if status >= 200 { // 1xx informational responses are not the answer
+		w.started = true
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *startedWriter) Write(p []byte) (int, error) {
+	w.started = true
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController (reverse_proxy's flushes) reach the real writer.
+func (w *startedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Interface guards
 var (

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -304,4 +305,38 @@ func TestLivePassThrough(t *testing.T) {
 			t.Errorf("healthz: %d %s", status, out)
 		}
 	})
+}
+
+// TestLiveBackendDownAnswersSCIMError: in live mode, when reverse_proxy cannot reach the
+// backend (nothing listens), the IdP gets a 502 with a SCIM error body, not Caddy's empty
+// 502, for reads and writes alike, and the failure is logged.
+func TestLiveBackendDownAnswersSCIMError(t *testing.T) {
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t)) // reserved, then closed: nothing listens
+	c := startCaddy(t, strings.ReplaceAll(liveCaddyfile, "{{BACKEND}}", dead), nil)
+	for _, req := range []struct {
+		method, path string
+		body         any
+	}{
+		{http.MethodGet, "/scim/v2/Users?filter=" + url.QueryEscape(`userName eq "ada@example.com"`), nil},
+		{http.MethodPost, "/scim/v2/Users", map[string]any{"userName": "ada@example.com", "favorite_color": "teal"}},
+		{http.MethodPatch, "/scim/v2/Users/u1", map[string]any{
+			"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
+			"Operations": []map[string]any{{"op": "replace", "path": "favorite_color", "value": "red"}}}},
+	} {
+		status, body, h := doH(t, req.method, c.URL+req.path, req.body, nil)
+		if status != http.StatusBadGateway {
+			t.Errorf("%s %s: status %d, want 502: %s", req.method, req.path, status, body)
+			continue
+		}
+		if ct := h.Get("Content-Type"); ct != "application/scim+json" {
+			t.Errorf("%s %s: Content-Type %q", req.method, req.path, ct)
+		}
+		got := decode(t, body)
+		if got["status"] != "502" || !strings.Contains(fmt.Sprint(got["schemas"]), "urn:ietf:params:scim:api:messages:2.0:Error") || got["detail"] == "" {
+			t.Errorf("%s %s: body %s, want a SCIM error with status 502", req.method, req.path, body)
+		}
+	}
+	if !c.waitLog("backend request failed") {
+		t.Error("the failure was not logged")
+	}
 }
