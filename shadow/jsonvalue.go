@@ -3,6 +3,7 @@ package shadow
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
@@ -18,6 +19,11 @@ import (
 // lone one becomes U+FFFD in encoding/json). Everything else goes through encoding/json,
 // so errors and odd inputs behave exactly as before. FuzzDecodeJSONValue holds the two to
 // the same result.
+
+// validJSON reports whether raw is valid UTF-8 and valid JSON. gjson's check is several
+// times faster than encoding/json's and agrees with it (FuzzValidJSONAgrees); the store
+// checks every document a record keeps with it.
+func validJSON(raw []byte) bool { return utf8.Valid(raw) && gjson.ValidBytes(raw) }
 
 // maxDecodeDepth is encoding/json's nesting limit; deeper documents take its path (and its
 // error).
@@ -48,7 +54,7 @@ func decodeJSONNumbers(raw []byte, v any) error {
 // decodeJSONValue is raw decoded as encoding/json decodes into an any with UseNumber, when
 // the fast path applies (ok false: use encoding/json).
 func decodeJSONValue(raw []byte) (v any, ok bool) {
-	if !utf8.Valid(raw) || !gjson.ValidBytes(raw) || hasSurrogateEscape(raw) {
+	if !validJSON(raw) || hasSurrogateEscape(raw) {
 		return nil, false
 	}
 	// One copy: the tree's strings point into it, never into raw (callers reuse raw).
@@ -108,4 +114,92 @@ func hasSurrogateEscape(raw []byte) bool {
 			}
 		}
 	}
+}
+
+// encodeJSONCompact marshals without HTML escaping (as the backend answers) and without the
+// encoder's trailing newline.
+func encodeJSONCompact(v any) ([]byte, error) {
+	if out, ok := appendJSONTree(nil, v); ok {
+		return out, nil
+	}
+	return encodeJSONLibrary(v)
+}
+
+// encodeJSONLibrary is encodeJSONCompact by encoding/json alone.
+func encodeJSONLibrary(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("encode JSON: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// appendJSONTree appends v, a decoded JSON tree (maps, slices, strings, json.Number,
+// bools, nil), as encodeJSONLibrary writes it: keys sorted, no HTML escaping. Strings of
+// plain ASCII (no control character, quote or backslash) are written as they are; any
+// other string and every number go through encoding/json, so its escaping and number
+// checks stay the only ones. ok is false for a value of another type. The prediction
+// encodes every projection and each value of a diff: encoding/json's reflection and
+// per-map key sorting were a tenth of a preview write's CPU. FuzzAppendJSONTree holds
+// the two to the same bytes.
+func appendJSONTree(dst []byte, v any) ([]byte, bool) {
+	switch vv := v.(type) {
+	case nil:
+		return append(dst, "null"...), true
+	case bool:
+		if vv {
+			return append(dst, "true"...), true
+		}
+		return append(dst, "false"...), true
+	case string:
+		return appendJSONString(dst, vv)
+	case json.Number:
+		out, err := encodeJSONLibrary(vv)
+		return append(dst, out...), err == nil
+	case []any:
+		dst = append(dst, '[')
+		for i, el := range vv {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var ok bool
+			if dst, ok = appendJSONTree(dst, el); !ok {
+				return dst, false
+			}
+		}
+		return append(dst, ']'), true
+	case map[string]any:
+		dst = append(dst, '{')
+		for i, k := range sortedObjectKeys(vv) {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var ok bool
+			if dst, ok = appendJSONString(dst, k); !ok {
+				return dst, false
+			}
+			dst = append(dst, ':')
+			if dst, ok = appendJSONTree(dst, vv[k]); !ok {
+				return dst, false
+			}
+		}
+		return append(dst, '}'), true
+	}
+	return dst, false
+}
+
+// appendJSONString appends s quoted: directly when it is plain printable ASCII without a
+// quote or backslash, else as encoding/json writes it.
+func appendJSONString(dst []byte, s string) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			out, err := encodeJSONLibrary(s)
+			return append(dst, out...), err == nil
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"'), true
 }

@@ -42,7 +42,6 @@ package shadow
 // every step. json.Number keeps numbers exactly as sent.
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -2040,99 +2039,6 @@ func decodeBody(raw []byte) (map[string]any, *PatchError) {
 		return nil, refusal(scimTypeInvalidSyntax, "", "the body is not a JSON object")
 	}
 	return m, nil
-}
-
-// encodeJSONCompact marshals without HTML escaping (as the backend answers) and without the
-// encoder's trailing newline.
-func encodeJSONCompact(v any) ([]byte, error) {
-	if out, ok := appendJSONTree(nil, v); ok {
-		return out, nil
-	}
-	return encodeJSONLibrary(v)
-}
-
-// encodeJSONLibrary is encodeJSONCompact by encoding/json alone.
-func encodeJSONLibrary(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("encode resource: %w", err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// appendJSONTree appends v, a decoded JSON tree (maps, slices, strings, json.Number,
-// bools, nil), as encodeJSONLibrary writes it: keys sorted, no HTML escaping. Strings of
-// plain ASCII (no control character, quote or backslash) are written as they are; any
-// other string and every number go through encoding/json, so its escaping and number
-// checks stay the only ones. ok is false for a value of another type. The prediction
-// encodes every projection and each value of a diff: encoding/json's reflection and
-// per-map key sorting were a tenth of a preview write's CPU. FuzzAppendJSONTree holds
-// the two to the same bytes.
-func appendJSONTree(dst []byte, v any) ([]byte, bool) {
-	switch vv := v.(type) {
-	case nil:
-		return append(dst, "null"...), true
-	case bool:
-		if vv {
-			return append(dst, "true"...), true
-		}
-		return append(dst, "false"...), true
-	case string:
-		return appendJSONString(dst, vv)
-	case json.Number:
-		out, err := encodeJSONLibrary(vv)
-		return append(dst, out...), err == nil
-	case []any:
-		dst = append(dst, '[')
-		for i, el := range vv {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var ok bool
-			if dst, ok = appendJSONTree(dst, el); !ok {
-				return dst, false
-			}
-		}
-		return append(dst, ']'), true
-	case map[string]any:
-		keys := make([]string, 0, len(vv))
-		for k := range vv {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		dst = append(dst, '{')
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var ok bool
-			if dst, ok = appendJSONString(dst, k); !ok {
-				return dst, false
-			}
-			dst = append(dst, ':')
-			if dst, ok = appendJSONTree(dst, vv[k]); !ok {
-				return dst, false
-			}
-		}
-		return append(dst, '}'), true
-	}
-	return dst, false
-}
-
-// appendJSONString appends s quoted: directly when it is plain printable ASCII without a
-// quote or backslash, else as encoding/json writes it.
-func appendJSONString(dst []byte, s string) ([]byte, bool) {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
-			out, err := encodeJSONLibrary(s)
-			return append(dst, out...), err == nil
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"'), true
 }
 
 // findKeyFold returns the key of obj matching name case-insensitively (the first in sorted

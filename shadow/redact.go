@@ -51,6 +51,11 @@ func RedactBody(body []byte) []byte {
 	if len(body) == 0 || !gjson.ValidBytes(body) {
 		return body
 	}
+	return redactValidBody(body)
+}
+
+// redactValidBody is RedactBody of a body already known to be valid JSON.
+func redactValidBody(body []byte) []byte {
 	// A key or path may spell the word with JSON escapes ("pass\u0077ord"), so a body with
 	// any backslash is walked too; the walk compares decoded keys.
 	if !containsFold(body, "password") && bytes.IndexByte(body, '\\') < 0 {

@@ -501,7 +501,7 @@ func storedRequestOf(method, uri string, header map[string][]string, body []byte
 	switch {
 	case len(body) == 0:
 	case gjson.ValidBytes(body):
-		sr.Body = RedactBody(bytes.Clone(body))
+		sr.Body = redactValidBody(bytes.Clone(body))
 	default:
 		sr.Text = RedactText(strings.ToValidUTF8(string(body), "\uFFFD"))
 	}
