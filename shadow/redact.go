@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/scim-shadow/caddy-scim-shadow/rules"
 )
 
 // Redacted replaces every secret kept in the store or shown in the review.
@@ -58,7 +60,7 @@ func RedactBody(body []byte) []byte {
 func redactValidBody(body []byte) []byte {
 	// A key or path may spell the word with JSON escapes ("pass\u0077ord"), so a body with
 	// any backslash is walked too; the walk compares decoded keys.
-	if !containsFold(body, "password") && bytes.IndexByte(body, '\\') < 0 {
+	if !rules.MayContainFold(body, "password") && bytes.IndexByte(body, '\\') < 0 {
 		return body
 	}
 	out := make([]byte, 0, len(body))
@@ -121,15 +123,10 @@ func isPasswordPath(p string) bool {
 	return len(p) > n && strings.EqualFold(p[len(p)-n:], "password") && (p[len(p)-n-1] == ':' || p[len(p)-n-1] == '.')
 }
 
-// containsFold reports whether b contains the ASCII word w in any case.
-func containsFold(b []byte, w string) bool {
-	return indexFold(string(b), w, 0) >= 0
-}
-
 // indexFold finds the ASCII word w (letters only) in s from byte offset i, ignoring
 // ASCII case; byte offsets stay those of s (lower-casing s itself can change its length).
 // Only where the first letter matches (c|0x20 lower-cases an ASCII letter) is the whole
-// word compared: every recorded body is searched, and most bytes are not a 'p'.
+// word compared: most bytes of a text are not a 'p'.
 func indexFold(s, w string, i int) int {
 	first := w[0] | 0x20
 	for ; i+len(w) <= len(s); i++ {
