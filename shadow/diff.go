@@ -427,6 +427,9 @@ func canonicalJSONValue(v any) json.RawMessage {
 
 // decodeObjectLoose decodes a resource for Diff: anything but a JSON object is an empty one.
 func decodeObjectLoose(raw []byte) map[string]any {
+	if len(raw) == 0 { // a create's live state: no decoder for nothing
+		return map[string]any{}
+	}
 	var v any
 	if decodeJSONNumbers(raw, &v) != nil {
 		return map[string]any{}
