@@ -516,17 +516,9 @@ func (c *sqlCore) LatestPending(ctx context.Context, connection, resourceType, i
 	)
 	switch {
 	case id != "":
-		// CAST: SQLite checks whether "resource_id = $2" implies the partial index
-		// condition "resource_id = ''" by the value bound, and then compiles the
-		// statement again for every new id (~5% of a preview write's CPU); a cast is
-		// not a bare parameter, and still seeks the index.
-		rec, err = c.oneRecord(ctx, `SELECT `+recordColumns+` FROM records
-			WHERE connection = $1 AND resource_id = CAST($2 AS TEXT) AND lower(resource_type) = lower($3) AND status = 'pending'
-			ORDER BY id DESC LIMIT 1`, connection, identityText(id), resourceType)
+		rec, err = c.oneRecord(ctx, latestPendingByID, connection, identityText(id), resourceType)
 	case key != "":
-		rec, err = c.oneRecord(ctx, `SELECT `+recordColumns+` FROM records
-			WHERE connection = $1 AND lower(resource_key) = lower($2) AND lower(resource_type) = lower($3) AND status = 'pending'
-			ORDER BY id DESC LIMIT 1`, connection, identityText(key), resourceType)
+		rec, err = c.oneRecord(ctx, latestPendingByKey, connection, identityText(key), resourceType)
 	default:
 		err = ErrNotFound
 	}
@@ -535,6 +527,19 @@ func (c *sqlCore) LatestPending(ctx context.Context, connection, resourceType, i
 	}
 	return rec, nil
 }
+
+// The statements of LatestPending by id and by key. CAST: SQLite checks whether
+// "resource_id = $2" implies the partial index condition "resource_id = ''" by the value
+// bound, and then compiles the statement again for every new id (~5% of a preview
+// write's CPU); a cast is not a bare parameter, and still seeks the index.
+const (
+	latestPendingByID = `SELECT ` + recordColumns + ` FROM records
+		WHERE connection = $1 AND resource_id = CAST($2 AS TEXT) AND lower(resource_type) = lower($3) AND status = 'pending'
+		ORDER BY id DESC LIMIT 1`
+	latestPendingByKey = `SELECT ` + recordColumns + ` FROM records
+		WHERE connection = $1 AND lower(resource_key) = lower($2) AND lower(resource_type) = lower($3) AND status = 'pending'
+		ORDER BY id DESC LIMIT 1`
+)
 
 // Records lists the records of connection matching q, newest first, and the cursor of the
 // next page ("" on the last page). A Cursor that Records did not produce is ErrBadCursor.

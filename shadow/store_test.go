@@ -569,3 +569,75 @@ func TestSQLiteSubjectFilterPlan(t *testing.T) {
 		t.Errorf("plan of a filtered page:\n%s", joined)
 	}
 }
+
+// TestPostgresAnalyzesANewStore: a store whose records table has no statistics runs
+// ANALYZE once when it has saved postgresEarlyAnalyzeAfter records, after which
+// LatestPending seeks the resource's records by id instead of filtering every pending
+// record of the connection (what PostgreSQL chose without statistics).
+func TestPostgresAnalyzesANewStore(t *testing.T) {
+	dsn := os.Getenv("SCIM_SHADOW_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("SCIM_SHADOW_TEST_POSTGRES is not set; skipping")
+	}
+	s, err := OpenPostgres(t.Context(), postgresTestSchema(t, postgresAdmin(t, dsn), dsn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	analyzed := func() bool {
+		t.Helper()
+		var at *time.Time
+		if err := s.pool.QueryRow(t.Context(), `SELECT last_analyze FROM pg_stat_user_tables
+			WHERE relid = 'records'::regclass`).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at != nil
+	}
+	save := func(from, to int) {
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for n := from + w; n < to; n += 8 {
+					rec := testRecord("c", n)
+					rec.ResourceID = fmt.Sprintf("u%d", n)
+					if _, err := s.SaveRecord(t.Context(), rec); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	save(0, postgresEarlyAnalyzeAfter-1)
+	if analyzed() {
+		t.Fatalf("ANALYZE ran after %d records, before the threshold", postgresEarlyAnalyzeAfter-1)
+	}
+	save(postgresEarlyAnalyzeAfter-1, postgresEarlyAnalyzeAfter+50)
+	deadline := time.Now().Add(20 * time.Second)
+	for !analyzed() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no ANALYZE of records 20 s after %d records were saved", postgresEarlyAnalyzeAfter+50)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var plan strings.Builder
+	rows, err := s.pool.Query(t.Context(), "EXPLAIN "+latestPendingByID, "c", "u-none", "User")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(line + "\n")
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	// The id is an index condition, not a filter over the connection's records.
+	if !regexp.MustCompile(`Index Cond: \([^\n]*resource_id = `).MatchString(plan.String()) {
+		t.Errorf("LatestPending by id after ANALYZE does not seek the id:\n%s", plan.String())
+	}
+}
