@@ -192,7 +192,7 @@ func TestSQLNotFormatted(t *testing.T) {
 // allowedSQLParts are the non-literal pieces SQL may be joined from: constant column
 // lists, the dialect's function name, placeholders and fixed kinds chosen by the code.
 var allowedSQLParts = map[string]bool{
-	"recordColumns": true, "greatest": true, "kind": true, "p": true, "pt": true, "pk": true,
+	"recordColumns": true, "documentColumns": true, "greatest": true, "kind": true, "p": true, "pt": true, "pk": true,
 	"param": true, "strconv.Itoa": true, "subjectFilter": true,
 	"resourceWhere": true, // one of three fixed conditions (store_resources.go)
 	"valuesSQL":     true, // numbered placeholders only (store_sql.go)

@@ -3,8 +3,6 @@ package shadow
 import (
 	"cmp"
 	"context"
-	"database/sql"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -301,12 +299,20 @@ func (c *sqlCore) resourceRecords(ctx context.Context, connection string, h reso
 		return nil, err
 	}
 	newest, oldest := &recs[0], &recs[len(recs)-1]
-	var c1, c2 sql.NullString
-	if err := c.db.queryRow(ctx, `SELECT (SELECT live FROM records WHERE id = $1), (SELECT projected FROM records WHERE id = $2)`,
-		oldest.ID, newest.ID).Scan(&c1, &c2); err != nil {
+	ends, err := c.db.query(ctx, `SELECT id, `+documentColumns+` FROM records WHERE id = $1 OR id = $2`, oldest.ID, newest.ID)
+	if err != nil {
 		return nil, err
 	}
-	oldest.Live, newest.Projected = rawOrNil(c1), rawOrNil(c2)
+	if err := scanDocuments(ends, func(id int64, docs *recordDocuments) {
+		if id == oldest.ID {
+			oldest.Live = docs[docLive]
+		}
+		if id == newest.ID {
+			newest.Projected = docs[docProjected]
+		}
+	}); err != nil {
+		return nil, err
+	}
 
 	needChanges := slices.ContainsFunc(Diff(oldest.Live, newest.Projected), func(ch Change) bool { return ch.Display == "" })
 	var withErrors []any
@@ -318,7 +324,7 @@ func (c *sqlCore) resourceRecords(ctx context.Context, connection string, h reso
 	var query string
 	switch {
 	case needChanges || len(withErrors) > maxFindingIDs:
-		query = `SELECT id, changes, findings FROM records WHERE ` + resourceWhere
+		query = `SELECT id, ` + documentColumns + ` FROM records WHERE ` + resourceWhere
 	case len(withErrors) > 0:
 		args = []any{connection}
 		param := func(v any) string {
@@ -326,7 +332,7 @@ func (c *sqlCore) resourceRecords(ctx context.Context, connection string, h reso
 			return "$" + strconv.Itoa(len(args))
 		}
 		var sb strings.Builder
-		sb.WriteString(`SELECT id, NULL, findings FROM records WHERE connection = $1 AND id IN (`)
+		sb.WriteString(`SELECT id, ` + documentColumns + ` FROM records WHERE connection = $1 AND id IN (`)
 		for i, id := range withErrors {
 			if i > 0 {
 				sb.WriteString(", ")
@@ -346,24 +352,40 @@ func (c *sqlCore) resourceRecords(ctx context.Context, connection string, h reso
 	if err != nil {
 		return nil, err
 	}
-	_, err = collectRows(rows, func(r sqlRows) (struct{}, error) {
-		var id int64
-		var changes, findings sql.NullString
-		if err := r.Scan(&id, &changes, &findings); err != nil {
-			return struct{}{}, err
-		}
+	if err := scanDocuments(rows, func(id int64, docs *recordDocuments) {
 		if rec := byID[id]; rec != nil {
-			rec.Changes = rawOrNil(changes)
+			if needChanges {
+				rec.Changes = docs[docChanges]
+			}
 			if rec.Errors > 0 {
-				rec.Findings = rawOrNil(findings)
+				rec.Findings = docs[docFindings]
 			}
 		}
-		return struct{}{}, nil
-	})
-	if err != nil {
+	}); err != nil {
 		return nil, err
 	}
 	return recs, nil
+}
+
+// scanDocuments calls use with the id and documents of each row of rows (id and
+// documentColumns), and closes rows.
+func scanDocuments(rows sqlRows, use func(id int64, docs *recordDocuments)) error {
+	_, err := collectRows(rows, func(r sqlRows) (struct{}, error) {
+		var (
+			id   int64
+			scan documentScan
+		)
+		if err := r.Scan(scan.dest([]any{&id})...); err != nil {
+			return struct{}{}, err
+		}
+		docs, err := scan.documents()
+		if err != nil {
+			return struct{}{}, fmt.Errorf("record %d: %w", id, err)
+		}
+		use(id, &docs)
+		return struct{}{}, nil
+	})
+	return err
 }
 
 // collectRows reads every row of rows with scan, and closes rows.
@@ -378,12 +400,4 @@ func collectRows[T any](rows sqlRows, scan func(sqlRows) (T, error)) ([]T, error
 		out = append(out, v)
 	}
 	return out, rows.Err()
-}
-
-// rawOrNil is a nullable JSON column as a Record holds it.
-func rawOrNil(s sql.NullString) json.RawMessage {
-	if !s.Valid {
-		return nil
-	}
-	return json.RawMessage(s.String)
 }

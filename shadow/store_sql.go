@@ -88,12 +88,14 @@ type sqlCore struct {
 // recordColumns are the columns scanRecord reads, in order; savedColumns the ones
 // scanSaved reads: all but the six documents.
 const (
-	recordColumns = recordHeadColumns + `,
-	original, effective, changes, findings, live, projected, ` + recordTailColumns
+	recordColumns     = recordHeadColumns + `, ` + documentColumns + `, ` + recordTailColumns
 	savedColumns      = recordHeadColumns + `, ` + recordTailColumns
 	recordHeadColumns = `id, connection, created_at, last_seen_at, attempts, method, path,
 	resource_type, resource_id, resource_key, operation, status, dedupe_hash`
 	recordTailColumns = `errors, deprovision, hold_reason, backend_status, backend_error`
+	// documentColumns hold a record's documents: in documents (compressed together) since
+	// migration 010, in the six others before it (store_documents.go).
+	documentColumns = `original, effective, changes, findings, live, projected, documents`
 )
 
 // SaveRecord commits rec and its Subjects in one transaction; an identical pending record
@@ -273,14 +275,14 @@ func sameStoredKey(rec Record, call *saveCall) bool {
 	return rec.Connection == call.args[0] && rec.DedupeHash == hash
 }
 
-// insertRecordHead and insertRecordTail surround the VALUES rows of an insert of the 23
+// insertRecordHead and insertRecordTail surround the VALUES rows of an insert of the 24
 // parameters of recordArgs per row; a row that conflicts with a pending record with the
 // same connection and dedupe hash (stored or earlier in the statement) is skipped and
 // returns no row.
 const (
 	insertRecordHead = `INSERT INTO records (connection, created_at, last_seen_at, attempts, method, path,
 		resource_type, resource_id, resource_key, operation, status, dedupe_hash,
-		original, effective, changes, findings, live, projected, errors, deprovision,
+		original, effective, changes, findings, live, projected, documents, errors, deprovision,
 		hold_reason, backend_status, backend_error)
 	VALUES `
 	insertRecordTail = `
@@ -289,7 +291,7 @@ const (
 )
 
 // recordArgCount is the number of parameters recordArgs makes for one record.
-const recordArgCount = 23
+const recordArgCount = 24
 
 // insertRecord adds a row for the parameters of recordArgs, or none (no row returned)
 // when a pending record with the same connection and dedupe hash exists.
@@ -449,36 +451,35 @@ func (c *sqlCore) recordArgs(rec *Record) ([]any, error) {
 	if rec.DedupeHash != "" {
 		hash = sqlText(rec.DedupeHash)
 	}
-	original, err := encodeStoredRequest(rec.Original)
-	if err != nil {
+	var (
+		docs recordDocuments
+		err  error
+	)
+	if docs[docOriginal], err = encodeStoredRequest(rec.Original); err != nil {
 		return nil, fmt.Errorf("encoding original request: %w", err)
 	}
-	effective, err := encodeStoredRequest(rec.Effective)
-	if err != nil {
+	if docs[docEffective], err = encodeStoredRequest(rec.Effective); err != nil {
 		return nil, fmt.Errorf("encoding effective request: %w", err)
 	}
-	changes, err := jsonArg(rec.Changes)
-	if err != nil {
+	if docs[docChanges], err = jsonArg(rec.Changes); err != nil {
 		return nil, fmt.Errorf("changes: %w", err)
 	}
-	findings, err := jsonArg(rec.Findings)
-	if err != nil {
+	if docs[docFindings], err = jsonArg(rec.Findings); err != nil {
 		return nil, fmt.Errorf("findings: %w", err)
 	}
-	live, err := jsonArg(rec.Live)
-	if err != nil {
+	if docs[docLive], err = jsonArg(rec.Live); err != nil {
 		return nil, fmt.Errorf("live: %w", err)
 	}
-	projected, err := jsonArg(rec.Projected)
-	if err != nil {
+	if docs[docProjected], err = jsonArg(rec.Projected); err != nil {
 		return nil, fmt.Errorf("projected: %w", err)
 	}
 	return []any{
 		sqlText(rec.Connection), c.db.timeArg(created), c.db.timeArg(seen), int64(attempts),
 		sqlText(rec.Method), sqlText(rec.Path), sqlText(rec.ResourceType), identityText(rec.ResourceID),
 		identityText(rec.Key), sqlText(rec.Operation), sqlText(string(status)), hash,
-		original, effective, changes, findings,
-		live, projected, int64(max(rec.Errors, 0)), rec.Deprovision,
+		// The six document columns of rows written before migration 010: JSON null in the
+		// two that are NOT NULL, NULL in the others.
+		"null", "null", nil, nil, nil, nil, encodeDocuments(&docs), int64(max(rec.Errors, 0)), rec.Deprovision,
 		sqlText(rec.HoldReason), int64(rec.BackendStatus), sqlText(rec.BackendError),
 	}, nil
 }
@@ -529,7 +530,7 @@ func (c *sqlCore) LatestPending(ctx context.Context, connection, resourceType, i
 }
 
 // The statements of LatestPending by id and by key. CAST: SQLite checks whether
-// "resource_id = $2" implies the partial index condition "resource_id = ''" by the value
+// "resource_id = $2" implies the partial index condition "resource_id = ”" by the value
 // bound, and then compiles the statement again for every new id (~5% of a preview
 // write's CPU); a cast is not a bare parameter, and still seeks the index.
 const (
@@ -795,18 +796,16 @@ func scanSaved(row sqlRowScanner) (Record, error) { return scanRecordOf(row, fal
 // scanRecordOf reads the recordColumns (docs) or savedColumns of one row.
 func scanRecordOf(row sqlRowScanner, docs bool) (Record, error) {
 	var (
-		rec                 Record
-		created, seen       sqlTime
-		hash                sql.NullString
-		original, effective string
-		changes, findings   sql.NullString
-		live, projected     sql.NullString
-		status              string
+		rec           Record
+		created, seen sqlTime
+		hash          sql.NullString
+		status        string
+		columns       documentScan
 	)
 	dest := []any{&rec.ID, &rec.Connection, &created, &seen, &rec.Attempts, &rec.Method, &rec.Path,
 		&rec.ResourceType, &rec.ResourceID, &rec.Key, &rec.Operation, &status, &hash}
 	if docs {
-		dest = append(dest, &original, &effective, &changes, &findings, &live, &projected)
+		dest = columns.dest(dest)
 	}
 	dest = append(dest, &rec.Errors, &rec.Deprovision, &rec.HoldReason, &rec.BackendStatus, &rec.BackendError)
 	if err := row.Scan(dest...); err != nil {
@@ -818,25 +817,48 @@ func scanRecordOf(row sqlRowScanner, docs bool) (Record, error) {
 	if !docs {
 		return rec, nil
 	}
-	if err := json.Unmarshal([]byte(original), &rec.Original); err != nil {
+	stored, err := columns.documents()
+	if err != nil {
+		return Record{}, fmt.Errorf("record %d: %w", rec.ID, err)
+	}
+	if err := json.Unmarshal(stored[docOriginal], &rec.Original); err != nil {
 		return Record{}, fmt.Errorf("decoding original request of record %d: %w", rec.ID, err)
 	}
-	if err := json.Unmarshal([]byte(effective), &rec.Effective); err != nil {
+	if err := json.Unmarshal(stored[docEffective], &rec.Effective); err != nil {
 		return Record{}, fmt.Errorf("decoding effective request of record %d: %w", rec.ID, err)
 	}
-	if changes.Valid {
-		rec.Changes = json.RawMessage(changes.String)
-	}
-	if findings.Valid {
-		rec.Findings = json.RawMessage(findings.String)
-	}
-	if live.Valid {
-		rec.Live = json.RawMessage(live.String)
-	}
-	if projected.Valid {
-		rec.Projected = json.RawMessage(projected.String)
-	}
+	rec.Changes, rec.Findings = stored[docChanges], stored[docFindings]
+	rec.Live, rec.Projected = stored[docLive], stored[docProjected]
 	return rec, nil
+}
+
+// documentScan receives the documentColumns of a row.
+type documentScan struct {
+	columns [docCount]sql.NullString // rows written before migration 010
+	blob    []byte
+}
+
+// dest appends the scan destinations of documentColumns to dest.
+func (d *documentScan) dest(dest []any) []any {
+	for i := range d.columns {
+		dest = append(dest, &d.columns[i])
+	}
+	return append(dest, &d.blob)
+}
+
+// documents are the row's documents: from its documents column when set, else from the
+// six columns that held them before migration 010.
+func (d *documentScan) documents() (recordDocuments, error) {
+	if d.blob != nil {
+		return decodeDocuments(d.blob)
+	}
+	var docs recordDocuments
+	for i, c := range d.columns {
+		if c.Valid {
+			docs[i] = []byte(c.String)
+		}
+	}
+	return docs, nil
 }
 
 // sqlTime scans a timestamp stored as TIMESTAMPTZ (PostgreSQL) or as sqlTimeLayout text
@@ -910,7 +932,7 @@ func identityText(s string) string {
 // UTF-8 JSON is kept as Text instead, so that a broken body never makes a record unstorable.
 // A valid Body goes in as it is: encoding/json would check and compact it once more, and
 // a preview write stores two bodies.
-func encodeStoredRequest(sr StoredRequest) (string, error) {
+func encodeStoredRequest(sr StoredRequest) ([]byte, error) {
 	body := sr.Body
 	sr.Body = nil
 	if len(body) > 0 && !validJSON(body) {
@@ -921,18 +943,18 @@ func encodeStoredRequest(sr StoredRequest) (string, error) {
 	}
 	out, err := encodeJSONLibrary(sr)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if len(body) > 0 {
 		if out, err = sjson.SetRawBytes(out, "body", bytes.TrimSpace(body)); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
-	return string(out), nil
+	return out, nil
 }
 
-// jsonArg encodes an optional JSON document: NULL when empty or JSON null.
-func jsonArg(raw json.RawMessage) (any, error) {
+// jsonArg is an optional JSON document as stored: nil (NULL) when empty or JSON null.
+func jsonArg(raw json.RawMessage) ([]byte, error) {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || string(trimmed) == "null" {
 		return nil, nil
@@ -940,7 +962,7 @@ func jsonArg(raw json.RawMessage) (any, error) {
 	if !validJSON(trimmed) {
 		return nil, errors.New("not valid JSON")
 	}
-	return string(trimmed), nil
+	return trimmed, nil
 }
 
 // sqlMigration is one numbered schema change.

@@ -36,6 +36,7 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		{"CancelledSaves", suiteCancelledSaves},
 		{"BatchSaveMatchesOneByOne", suiteBatchSave},
 		{"LongIdentity", suiteLongIdentity},
+		{"Documents", suiteDocuments}, // storetest_documents_test.go
 		{"Isolation", suiteIsolation},
 		{"Filters", suiteFilters},
 		{"Paging", suitePaging},
@@ -1805,15 +1806,7 @@ func suiteCancelledSaves(t *testing.T, open func(t *testing.T) Store) {
 // it takes chunks of 8, 2 and 1.
 func suiteBatchSave(t *testing.T, open func(t *testing.T) Store) {
 	s := open(t)
-	var core *sqlCore
-	switch st := s.(type) {
-	case *SQLiteStore:
-		core = &st.sqlCore
-	case *PostgresStore:
-		core = &st.sqlCore
-	default:
-		t.Skipf("no SQL core in %T", s)
-	}
+	core := storeCore(s)
 	batch := func(conn string) []*Record {
 		rec := func(n int, hash string, subjects ...Subject) *Record {
 			r := testRecord(conn, n)
