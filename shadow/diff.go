@@ -57,7 +57,8 @@ func diffTrees(a, b map[string]any) []Change {
 	dropPasswords(a) // at any depth: a diff is stored and shown
 	dropPasswords(b)
 	group := modelOf(a, b).group
-	var d changeLister
+	n := max(len(a), len(b)) // about one change per attribute for a create
+	d := changeLister{out: make([]Change, 0, n), keys: make([]string, 0, n)}
 	d.object(a, b, group)
 	d.sort()
 	return d.out

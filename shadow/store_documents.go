@@ -35,13 +35,14 @@ const documentsFormat = 1
 // variable so that the fuzz test can make damaged values cheap.
 var maxDocumentsSize = 256 << 20
 
-// documentsBuffers recycles the uncompressed text that encodeDocuments builds.
-var documentsBuffers = sync.Pool{New: func() any { return new([]byte) }}
+// documentsBuffers recycles the uncompressed text and the compressed block that
+// encodeDocuments builds; only the block's bytes are kept, in a value of their size.
+var documentsBuffers = sync.Pool{New: func() any { return new([2][]byte) }}
 
 // encodeDocuments is the records.documents value of docs.
 func encodeDocuments(docs *recordDocuments) []byte {
-	bp := documentsBuffers.Get().(*[]byte)
-	raw := (*bp)[:0]
+	bufs := documentsBuffers.Get().(*[2][]byte)
+	raw := bufs[0][:0]
 	for _, d := range docs {
 		if d == nil {
 			raw = append(raw, 0)
@@ -50,12 +51,13 @@ func encodeDocuments(docs *recordDocuments) []byte {
 		raw = binary.AppendUvarint(raw, uint64(len(d))+1)
 		raw = append(raw, d...)
 	}
-	out := make([]byte, 1+s2.MaxEncodedLen(len(raw)))
+	block := s2.Encode(bufs[1][:cap(bufs[1])], raw)
+	out := make([]byte, 1+len(block))
 	out[0] = documentsFormat
-	n := len(s2.Encode(out[1:], raw))
-	*bp = raw
-	documentsBuffers.Put(bp)
-	return out[:1+n]
+	copy(out[1:], block)
+	bufs[0], bufs[1] = raw, block
+	documentsBuffers.Put(bufs)
+	return out
 }
 
 // decodeDocuments reads a records.documents value; the documents share one buffer.
