@@ -50,7 +50,12 @@ type Result struct {
 }
 
 // RPS is requests per second.
-func (r Result) RPS() float64 { return float64(r.Requests) / r.Elapsed.Seconds() }
+func (r Result) RPS() float64 {
+	if r.Elapsed <= 0 {
+		return 0 // a load that did not run (NaN would stop report.json)
+	}
+	return float64(r.Requests) / r.Elapsed.Seconds()
+}
 
 // Pct is the q-th quantile (0..1) of the latencies.
 func (r Result) Pct(q float64) time.Duration {

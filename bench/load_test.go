@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -95,5 +96,17 @@ func TestFixedRateIsBoundedInTime(t *testing.T) {
 	}
 	if res.RPS() > 20*0.98 {
 		t.Errorf("achieved %.1f requests/s, not short of the rate", res.RPS())
+	}
+}
+
+// TestResultOfNoLoad: a load that did not run (a scenario part with a count of 0) has a
+// rate of 0, and its report encodes (a NaN rate stopped report.json).
+func TestResultOfNoLoad(t *testing.T) {
+	var r Result
+	if rps := r.RPS(); rps != 0 {
+		t.Errorf("RPS of no load = %v, want 0", rps)
+	}
+	if _, err := json.Marshal(statsOf(r)); err != nil {
+		t.Errorf("the stats of no load do not encode: %v", err)
 	}
 }

@@ -438,9 +438,12 @@ func (r *Runner) RunSync(ctx context.Context) error {
 			return Req{Method: http.MethodPost, Path: "/scim/v2/Users", Body: []byte(UserBody(base + i))}
 		}}.Run(ctx)
 		usersTook := time.Since(began)
-		groups := Load{Base: p.URL, Concurrency: min(c.SyncConcurrency, max(c.SyncGroups, 1)), Total: c.SyncGroups, Check: recorded, Gen: func(i int) Req {
-			return Req{Method: http.MethodPost, Path: "/scim/v2/Groups", Body: []byte(groupBody(fmt.Sprintf("group-%d-%d", base, i), base+i*c.SyncGroupSize%max(c.SyncUsers, 1), c.SyncGroupSize))}
-		}}.Run(ctx)
+		var groups Result
+		if c.SyncGroups > 0 { // a Load of Total 0 has no limit
+			groups = Load{Base: p.URL, Concurrency: min(c.SyncConcurrency, c.SyncGroups), Total: c.SyncGroups, Check: recorded, Gen: func(i int) Req {
+				return Req{Method: http.MethodPost, Path: "/scim/v2/Groups", Body: []byte(groupBody(fmt.Sprintf("group-%d-%d", base, i), base+i*c.SyncGroupSize%max(c.SyncUsers, 1), c.SyncGroupSize))}
+			}}.Run(ctx)
+		}
 		wall := time.Since(began)
 		res := SyncResult{Store: kind, Users: c.SyncUsers, Groups: c.SyncGroups, GroupSize: c.SyncGroupSize,
 			Concurrency: c.SyncConcurrency, Wall: wall, UsersWall: usersTook, UserStats: statsOf(users), GroupStats: statsOf(groups),

@@ -147,8 +147,10 @@ func run(ctx context.Context, smoke bool) error {
 		defOut = filepath.Join(os.TempDir(), "BENCHMARKS-smoke.md")
 	}
 	out := env("BENCH_OUT", defOut)
-	if j, err := json.MarshalIndent(rep, "", "  "); err == nil {
-		// In the work directory (kept with BENCH_WORKDIR or BENCH_KEEP=1), for -render.
+	// In the work directory (kept with BENCH_WORKDIR or BENCH_KEEP=1), for -render.
+	if j, err := json.MarshalIndent(rep, "", "  "); err != nil {
+		fmt.Fprintf(os.Stderr, "scimbench: report.json not written: %v\n", err)
+	} else {
 		_ = os.WriteFile(filepath.Join(cfg.WorkDir, "report.json"), j, 0o644)
 	}
 	if err := writeMarkdown(rep, repo, out); err != nil {
