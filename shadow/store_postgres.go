@@ -47,10 +47,13 @@ type PostgresStore struct {
 	// unanalyzed counts the records saved since a store found its records table without
 	// statistics; -1 when it had them or the early ANALYZE has started.
 	unanalyzed atomic.Int64
-	// The early ANALYZE runs in analyzeContext; Close cancels it and waits for it.
+	// The early ANALYZE runs in analyzeContext; Close cancels it and waits for it, and
+	// closed (under analyzeMu) keeps a save racing with Close from starting one after.
 	analyzeContext context.Context
 	stopAnalyze    context.CancelFunc
 	analyzing      sync.WaitGroup
+	analyzeMu      sync.Mutex
+	closed         bool
 }
 
 var _ Store = (*PostgresStore)(nil)
@@ -109,11 +112,13 @@ func (s *PostgresStore) SaveRecord(ctx context.Context, rec *Record) (Record, er
 	out, err := s.sqlCore.SaveRecord(ctx, rec)
 	if err == nil && s.unanalyzed.Load() >= 0 && s.unanalyzed.Add(1) == postgresEarlyAnalyzeAfter {
 		s.unanalyzed.Store(-1)
-		s.analyzing.Add(1)
-		go func() {
-			defer s.analyzing.Done()
-			_, _ = s.pool.Exec(s.analyzeContext, `ANALYZE records, record_subjects`)
-		}()
+		s.analyzeMu.Lock()
+		if !s.closed {
+			s.analyzing.Go(func() {
+				_, _ = s.pool.Exec(s.analyzeContext, `ANALYZE records, record_subjects`)
+			})
+		}
+		s.analyzeMu.Unlock()
 	}
 	return out, err
 }
@@ -145,6 +150,9 @@ func (s *PostgresStore) migrate(ctx context.Context) error {
 // Close stops an early ANALYZE and closes the connection pool.
 func (s *PostgresStore) Close() error {
 	s.closeOnce.Do(func() {
+		s.analyzeMu.Lock()
+		s.closed = true
+		s.analyzeMu.Unlock()
 		s.stopAnalyze()
 		s.analyzing.Wait()
 		s.pool.Close()

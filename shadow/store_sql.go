@@ -530,7 +530,7 @@ func (c *sqlCore) LatestPending(ctx context.Context, connection, resourceType, i
 }
 
 // The statements of LatestPending by id and by key. CAST: SQLite checks whether
-// "resource_id = $2" implies the partial index condition "resource_id = ”" by the value
+// "resource_id = $2" implies the partial index condition (an empty resource_id) by the value
 // bound, and then compiles the statement again for every new id (~5% of a preview
 // write's CPU); a cast is not a bare parameter, and still seeks the index.
 const (
