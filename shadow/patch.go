@@ -449,9 +449,17 @@ func (m *resourceModel) tolerated(name string) bool {
 	if m == userModel {
 		other = groupModel
 	}
-	for _, s := range append([]*schemaDef{other.core}, append(m.exts, other.exts...)...) {
-		if s.lookup(name) != nil && m.core.lookup(name) == nil {
-			return false
+	if m.core.lookup(name) != nil {
+		return true
+	}
+	if other.core.lookup(name) != nil {
+		return false
+	}
+	for _, exts := range [2][]*schemaDef{m.exts, other.exts} {
+		for _, s := range exts {
+			if s.lookup(name) != nil {
+				return false
+			}
 		}
 	}
 	return true
@@ -1626,9 +1634,10 @@ func (m *resourceModel) canonical(doc, before, current map[string]any) (map[stri
 	if perr := validateSchemaObject(m.core, doc, before, out, handled); perr != nil {
 		return nil, perr
 	}
+	keys := sortedObjectKeys(doc)
 	for _, ext := range m.exts {
 		var extKey string
-		for _, k := range sortedObjectKeys(doc) {
+		for _, k := range keys {
 			if strings.EqualFold(k, ext.id) {
 				handled[k] = true
 				if before != nil || k == ext.id {
@@ -1660,7 +1669,7 @@ func (m *resourceModel) canonical(doc, before, current map[string]any) (map[stri
 	}
 	// What is in no known schema: a backend's custom attributes and extensions are kept;
 	// what the backend is known to drop is dropped.
-	for _, k := range sortedObjectKeys(doc) {
+	for _, k := range keys {
 		switch {
 		case handled[k]:
 		case before != nil && unchangedAttr(doc, before, k):
@@ -1730,8 +1739,8 @@ func validateSchemaObject(s *schemaDef, obj, before, out map[string]any, handled
 
 // pruneEmptyValues removes nil values and empty objects and arrays, recursively (the backend's prune).
 func pruneEmptyValues(m map[string]any) {
-	for _, k := range sortedObjectKeys(m) {
-		switch vv := m[k].(type) {
+	for k, v := range m { // deleting or replacing the current key is safe in a range
+		switch vv := v.(type) {
 		case nil:
 			delete(m, k)
 		case map[string]any:
