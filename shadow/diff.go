@@ -155,6 +155,32 @@ func (d *changeLister) scalar(path string, a, b any) {
 
 // multi compares two multi-valued attributes element by element.
 func (d *changeLister) multi(path, name string, a, b []any) {
+	if len(a) == 0 {
+		d.multiAdded(path, name, b)
+		return
+	}
+	d.multiPaired(path, name, a, b)
+}
+
+// multiAdded is multi with nothing before (a create, or an attribute new to the
+// resource): every element is added. multiPaired would add the same changes in another
+// order, which sort makes one (FuzzMultiAddedAgreesWithPairing); pairing them first cost a
+// create's diff ~15% of its instructions.
+func (d *changeLister) multiAdded(path, name string, b []any) {
+	members := strings.EqualFold(name, "members")
+	for _, el := range b {
+		if el == nil {
+			continue
+		}
+		if members {
+			el = memberChangeValue(el)
+		}
+		d.add("add", path, nil, el, changeSortValue(el))
+	}
+}
+
+// multiPaired compares two multi-valued attributes by pairing their elements.
+func (d *changeLister) multiPaired(path, name string, a, b []any) {
 	members := strings.EqualFold(name, "members")
 	typed := strings.EqualFold(name, "emails") || strings.EqualFold(name, "phoneNumbers") || strings.EqualFold(name, "addresses")
 	type group struct{ a, b []any }

@@ -183,3 +183,32 @@ func BenchmarkEncodeJSONTree(b *testing.B) {
 		})
 	}
 }
+
+// FuzzMultiAddedAgreesWithPairing: a multi-valued attribute with nothing before gives the
+// same sorted changes through multiAdded as through the pairing of multiPaired.
+func FuzzMultiAddedAgreesWithPairing(f *testing.F) {
+	for _, seed := range []string{
+		`[{"value":"a@x","type":"work","primary":true},{"value":"b@x","type":"other"},{"value":"a@x","type":"work"}]`,
+		`[{"value":"u1","display":"Ann","$ref":"https://x/Users/u1"},{"value":"u2","type":"Group"},{"value":"u1"},null]`,
+		`["admin","user","admin",{"x":1},[1,2],null,3]`,
+		`[{"type":"work","streetAddress":"Calle 1"},{"primary":true}]`,
+	} {
+		for _, name := range []string{"emails", "members", "roles", "addresses"} {
+			f.Add(name, []byte(seed))
+		}
+	}
+	f.Fuzz(func(t *testing.T, name string, raw []byte) {
+		var b []any
+		if slowDecode(raw, &b) != nil {
+			return
+		}
+		var added, paired changeLister
+		added.multiAdded("p", name, b)
+		paired.multiPaired("p", name, nil, b)
+		added.sort()
+		paired.sort()
+		if !reflect.DeepEqual(added.out, paired.out) {
+			t.Fatalf("%s %s:\nmultiAdded  %v\nmultiPaired %v", name, raw, added.out, paired.out)
+		}
+	})
+}
