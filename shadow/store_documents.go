@@ -26,7 +26,8 @@ type recordDocuments [docCount][]byte
 // documentsFormat is the first byte of records.documents: an S2 block (Snappy's format,
 // extended) of each document as uvarint(length+1) and its bytes, 0 for NULL. The six are
 // compressed together because they repeat each other (a create's projection and changes
-// are its body again): ~10 KB of a 2 KB user's create became ~2.9 KB, for ~12 µs.
+// are its body again): ~10 KB of a 2 KB user's create became ~2.9 KB; 4.9 KB of a smaller
+// user's became 1.3 KB in ~3 µs.
 // klauspost/compress is already linked into Caddy (its encode module).
 const documentsFormat = 1
 

@@ -33,10 +33,8 @@ func FuzzDocuments(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decode of an encoding: %v", err)
 		}
-		for i := range docs {
-			if (docs[i] == nil) != (got[i] == nil) || !bytes.Equal(docs[i], got[i]) {
-				t.Fatalf("document %d: %q (nil %v) came back %q (nil %v)", i, docs[i], docs[i] == nil, got[i], got[i] == nil)
-			}
+		if !sameDocuments(docs, got) {
+			t.Fatalf("documents %q came back %q", docs, got)
 		}
 		for _, damaged := range [][]byte{a, append([]byte{documentsFormat}, a...), blob[:len(blob)/2]} {
 			back, err := decodeDocuments(damaged)
@@ -51,6 +49,7 @@ func FuzzDocuments(f *testing.F) {
 	})
 }
 
+// sameDocuments reports whether a and b hold the same bytes, NULL (nil) where the other has NULL.
 func sameDocuments(a, b recordDocuments) bool {
 	for i := range a {
 		if (a[i] == nil) != (b[i] == nil) || !bytes.Equal(a[i], b[i]) {
