@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"time"
@@ -124,6 +125,7 @@ var storeOps = map[string]string{
 	"SetMode":               "set_mode",
 	"Modes":                 "modes",
 	"LatestPending":         "latest_pending",
+	"PendingProjection":     "pending_projection",
 	"Purge":                 "purge",
 	"Close":                 "close",
 	"NoteWarnings":          "note_warnings",
@@ -334,6 +336,13 @@ func (s *instrumentedStore) LatestPending(ctx context.Context, connection, resou
 	began := time.Now()
 	out, err := s.Store.LatestPending(ctx, connection, resourceType, id, key)
 	observeStore("latest_pending", began, err)
+	return out, err
+}
+
+func (s *instrumentedStore) PendingProjection(ctx context.Context, connection, resourceType, id string) (json.RawMessage, error) {
+	began := time.Now()
+	out, err := s.Store.PendingProjection(ctx, connection, resourceType, id)
+	observeStore("pending_projection", began, err)
 	return out, err
 }
 

@@ -93,6 +93,10 @@ func TestSQLOnlyParameters(t *testing.T) {
 			return ignoreNotFound(err)
 		},
 		func() error {
+			_, err := s.PendingProjection(ctx, conn, h("User"), h("id"))
+			return ignoreNotFound(err)
+		},
+		func() error {
 			_, _, err := s.Records(ctx, conn, RecordQuery{User: h("u"), Group: h("g"), ResourceType: h("t"),
 				Method: h("m"), Status: RecordStatus(h("s")), ErrorsOnly: true, Deprovisions: true, Cursor: encodeCursor(saved.ID + 1)})
 			return err

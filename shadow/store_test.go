@@ -113,7 +113,7 @@ func TestPostgresBadDSN(t *testing.T) {
 	}
 }
 
-func postgresAdmin(t *testing.T, dsn string) *pgxpool.Pool {
+func postgresAdmin(t testing.TB, dsn string) *pgxpool.Pool {
 	t.Helper()
 	admin, err := pgxpool.New(context.Background(), dsn)
 	if err != nil {
@@ -127,7 +127,7 @@ var pgSchemaSeq atomic.Int64
 
 // postgresTestSchema creates a uniquely named schema, dropped when t ends, and returns
 // dsn with that schema as its search_path.
-func postgresTestSchema(t *testing.T, admin *pgxpool.Pool, dsn string) string {
+func postgresTestSchema(t testing.TB, admin *pgxpool.Pool, dsn string) string {
 	t.Helper()
 	name := fmt.Sprintf("scim_shadow_test_%d_%d_%d", os.Getpid(), time.Now().UnixNano(), pgSchemaSeq.Add(1))
 	ident := pgx.Identifier{name}.Sanitize()
@@ -143,7 +143,7 @@ func postgresTestSchema(t *testing.T, admin *pgxpool.Pool, dsn string) string {
 }
 
 // withSearchPath sets search_path in a URL or key=value DSN.
-func withSearchPath(t *testing.T, dsn, schema string) string {
+func withSearchPath(t testing.TB, dsn, schema string) string {
 	t.Helper()
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)

@@ -92,6 +92,9 @@ func suiteDocuments(t *testing.T, open func(t *testing.T) Store) {
 		if !reflect.DeepEqual(documentsOf(latest), documentsOf(rec)) {
 			t.Errorf("LatestPending(%s) documents %v, Record's %v", conn, documentsOf(latest), documentsOf(rec))
 		}
+		if proj, err := s.PendingProjection(ctx, conn, "User", "u1"); err != nil || string(proj) != string(rec.Projected) {
+			t.Errorf("PendingProjection(%s) = %s, %v; Record's projection %s", conn, proj, err, rec.Projected)
+		}
 		groups, _, err := s.PendingResourceGroups(ctx, conn, ResourceQuery{})
 		if err != nil || len(groups) != 1 || len(groups[0]) != 1 {
 			t.Fatalf("PendingResourceGroups(%s) = %v, %v", conn, groups, err)

@@ -1101,6 +1101,23 @@ func suiteLatestPending(t *testing.T, open func(t *testing.T) Store) {
 		case c.want != 0 && (err != nil || got.ID != c.want):
 			t.Errorf("LatestPending(%q, %q, %q) = %d, %v; want %d", c.typ, c.id, c.key, got.ID, err, c.want)
 		}
+		if c.key != "" {
+			continue // PendingProjection looks up by id only
+		}
+		// PendingProjection finds the record LatestPending finds by id, and gives its projection.
+		proj, err := s.PendingProjection(ctx, "c", c.typ, c.id)
+		switch {
+		case c.want == 0 && !errors.Is(err, ErrNotFound):
+			t.Errorf("PendingProjection(%q, %q) = %s, %v; want ErrNotFound", c.typ, c.id, proj, err)
+		case c.want != 0 && (err != nil || string(proj) != string(got.Projected)):
+			t.Errorf("PendingProjection(%q, %q) = %s, %v; want record %d's %s", c.typ, c.id, proj, err, c.want, got.Projected)
+		}
+	}
+	if proj, err := s.PendingProjection(ctx, "c", "User", "u1"); err != nil || compactJSON(t, proj) != `{"v":2}` {
+		t.Errorf("PendingProjection = %s, %v", proj, err)
+	}
+	if proj, err := s.PendingProjection(ctx, "nobody", "User", "u1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("PendingProjection of an unknown connection: %s, %v", proj, err)
 	}
 	got, err := s.LatestPending(ctx, "c", "User", "u1", "")
 	if err != nil || compactJSON(t, got.Projected) != `{"v":2}` || !reflect.DeepEqual(got.Subjects, r2.Subjects) || got.Connection != "c" {
