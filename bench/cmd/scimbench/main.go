@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -20,6 +21,9 @@ import (
 )
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(bench.HarnessGCPercent)
+	}
 	backendAddr := flag.String("backend", "", "serve only the fast backend on this address")
 	smoke := flag.Bool("smoke", false, "every scenario at tiny scale (seconds)")
 	render := flag.String("render", "", "only write BENCHMARKS.md again from the report.json of a kept work directory (with the current bench/NOTES.md)")
