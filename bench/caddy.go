@@ -37,12 +37,14 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// caddyGlobal is the head of every benchmark Caddyfile; {{APP}} is the scim_shadow app.
+// caddyGlobal is the head of every benchmark Caddyfile; {{APP}} is the scim_shadow app,
+// {{LOG}} the default logger's level when BENCH_LOG_LEVEL sets one.
 const caddyGlobal = `{
 	admin {{ADMIN}}
 	auto_https off
 	persist_config off
 	grace_period 2s
+	{{LOG}}
 	{{APP}}
 }
 `

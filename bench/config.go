@@ -21,6 +21,9 @@ type Config struct {
 	// measures live mode with normalisation on, so it defaults to DefaultNormalize;
 	// BENCH_NORMALIZE= (empty) runs without it.
 	Normalize string
+	// LogLevel, when set, is the level of Caddy's default logger (BENCH_LOG_LEVEL, e.g.
+	// WARN: without scim_shadow's line per write); "" keeps Caddy's INFO.
+	LogLevel string
 
 	LiveRounds      int           // interleaved a/b closed-loop rounds; 0 skips scenario 1
 	LiveDuration    time.Duration // per run, closed loop and fixed rate
@@ -149,6 +152,7 @@ func (c Config) FromEnv() (Config, error) {
 	gets("BENCH_MICRO_BENCHTIME", &c.MicroBenchtime)
 	gets("BENCH_POSTGRES_DSN", &c.PostgresDSN)
 	gets("BENCH_NORMALIZE", &c.Normalize)
+	gets("BENCH_LOG_LEVEL", &c.LogLevel)
 	c.Profile = os.Getenv("BENCH_PROFILE") == "1"
 	return c, err
 }

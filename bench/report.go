@@ -247,6 +247,9 @@ func (rep *Report) Describe(ctx context.Context, c Config) {
 		env = "Caddy's environment adds (BENCH_CADDY_ENV): " + strings.Join(e, " ")
 	}
 	rep.Machine = append(rep.Machine, env)
+	if c.LogLevel != "" {
+		rep.Machine = append(rep.Machine, "Caddy's default log level (BENCH_LOG_LEVEL): "+c.LogLevel)
+	}
 	rep.LoadBefore = LoadAvg()
 }
 
@@ -370,7 +373,7 @@ func (rep *Report) Markdown(w io.Writer, notes string) {
 	p("`BENCH_SYNC_USERS` (100000), `BENCH_SYNC_GROUPS` (20), `BENCH_SYNC_GROUP_SIZE` (1000),")
 	p("`BENCH_SYNC_CONCURRENCY` (16), `BENCH_SYNC_STORES` (sqlite), `BENCH_SYNC_LIMIT` (120s), `BENCH_REVIEW_RECORDS` (1000000),")
 	p("`BENCH_REVIEW_SAMPLES` (40), `BENCH_REVIEW_STORES` (sqlite,postgres), `BENCH_MICRO_BENCHTIME` (1s),")
-	p("`BENCH_NORMALIZE`, `BENCH_CADDY_ENV` (added to every Caddy's environment only, e.g.")
+	p("`BENCH_NORMALIZE`, `BENCH_LOG_LEVEL` (of Caddy's default logger; INFO), `BENCH_CADDY_ENV` (added to every Caddy's environment only, e.g.")
 	p("`GOGC=400 GOMEMLIMIT=200MiB`), `BENCH_PROFILE=1` (CPU profiles of Caddy under load, from its admin")
 	p("endpoint, into the work directory), `BENCH_WORKDIR` (kept; else a temporary one, kept with")
 	p("`BENCH_KEEP=1`), `BENCH_OUT` (BENCHMARKS.md), `BENCH_TIMEOUT` (14m). The work directory holds")

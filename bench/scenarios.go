@@ -84,8 +84,12 @@ func storeApp(store string) string {
 
 // caddyfile assembles a Caddyfile from the global head and a site.
 func (r *Runner) caddyfile(app, site, mode string) string {
+	logLevel := ""
+	if r.Cfg.LogLevel != "" {
+		logLevel = "log default {\n\t\tlevel " + r.Cfg.LogLevel + "\n\t}"
+	}
 	return strings.NewReplacer("{{APP}}", app, "{{MODE}}", mode, "{{NORMALIZE}}", r.Cfg.Normalize,
-		"{{BACKEND}}", r.Cfg.BackendAddr).Replace(caddyGlobal + site)
+		"{{LOG}}", logLevel, "{{BACKEND}}", r.Cfg.BackendAddr).Replace(caddyGlobal + site)
 }
 
 // liveMix is the workload of scenario 1: 70% GET lookups with filters (40% by userName,
