@@ -124,7 +124,6 @@ var storeOps = map[string]string{
 	"Connections":           "connections",
 	"SetMode":               "set_mode",
 	"Modes":                 "modes",
-	"LatestPending":         "latest_pending",
 	"PendingProjection":     "pending_projection",
 	"Purge":                 "purge",
 	"Close":                 "close",
@@ -329,13 +328,6 @@ func (s *instrumentedStore) Modes(ctx context.Context) (map[string]shadow.Mode, 
 	began := time.Now()
 	out, err := s.Store.Modes(ctx)
 	observeStore("modes", began, err)
-	return out, err
-}
-
-func (s *instrumentedStore) LatestPending(ctx context.Context, connection, resourceType, id, key string) (shadow.Record, error) {
-	began := time.Now()
-	out, err := s.Store.LatestPending(ctx, connection, resourceType, id, key)
-	observeStore("latest_pending", began, err)
 	return out, err
 }
 

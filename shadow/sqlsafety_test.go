@@ -89,10 +89,6 @@ func TestSQLOnlyParameters(t *testing.T) {
 		func() error { _, err := s.SaveRecord(ctx, rec); return err }, // the dedupe path
 		func() error { _, err := s.Record(ctx, conn, saved.ID); return err },
 		func() error {
-			_, err := s.LatestPending(ctx, conn, h("User"), h("id"), h("key"))
-			return ignoreNotFound(err)
-		},
-		func() error {
 			_, err := s.PendingProjection(ctx, conn, h("User"), h("id"))
 			return ignoreNotFound(err)
 		},

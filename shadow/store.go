@@ -155,14 +155,10 @@ type Store interface {
 	SetMode(ctx context.Context, connection string, mode Mode) error
 	// Modes returns every stored run-time mode by connection name.
 	Modes(ctx context.Context) (map[string]Mode, error)
-	// LatestPending returns the newest pending record of a connection whose target is the
-	// given resource (by type and id, or by type and key when id is empty), or ErrNotFound.
-	// The engine chains projections through it.
-	LatestPending(ctx context.Context, connection, resourceType, id, key string) (Record, error)
 	// PendingProjection returns the Projected document of the newest pending record of a
-	// connection whose target has the type and id (as LatestPending by id), or
-	// ErrNotFound. It is the lookup on every preview PATCH, PUT and DELETE: it reads no
-	// subjects and decodes no stored request.
+	// connection whose target has the type (case-insensitive) and id (exact), or
+	// ErrNotFound. The engine chains projections through it, on every preview PATCH, PUT
+	// and DELETE: it reads neither the record's subjects nor its stored requests.
 	PendingProjection(ctx context.Context, connection, resourceType, id string) (json.RawMessage, error)
 	// PendingResourceGroups selects one page of the pending resources of a connection as
 	// PendingResources shows them (q as there; a Cursor it did not produce is

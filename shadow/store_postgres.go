@@ -103,10 +103,11 @@ func OpenPostgres(ctx context.Context, dsn string) (*PostgresStore, error) {
 // (a new one), the postgresEarlyAnalyzeAfter-th record saved starts one ANALYZE of the
 // records and their subjects in the background. Without statistics PostgreSQL estimates
 // one row for any condition on a connection and picks among the indexes that match it by
-// size: LatestPending, on the path of every preview PATCH and PUT, then filtered every
-// pending record of the connection (2.5 ms per write at 10,000 records, most of the
-// database's time in make bench's ingest) until autovacuum's first round, up to a minute
-// after the table reaches 50 rows, and longer under load. An error of the ANALYZE is
+// size: the lookup of the newest pending record (PendingProjection), on the path of every
+// preview PATCH, PUT and DELETE, then filtered every pending record of the connection
+// (2.5 ms per write at 10,000 records, most of the database's time in make bench's
+// ingest) until autovacuum's first round, up to a minute after the table reaches 50
+// rows, and longer under load. An error of the ANALYZE is
 // dropped: autovacuum still comes.
 func (s *PostgresStore) SaveRecord(ctx context.Context, rec *Record) (Record, error) {
 	out, err := s.sqlCore.SaveRecord(ctx, rec)

@@ -62,8 +62,8 @@ type resourceHead struct {
 // records_pending_resource_id / _key (migration 008 made both covering), and reads rows
 // only for Live, Projected, and the Findings and Changes above.
 //
-// Keys are compared with the database's lower() (ASCII-only in SQLite), as LatestPending
-// does; the Go grouping folds non-ASCII letters too.
+// Keys are compared with the database's lower() (ASCII-only in SQLite); the Go grouping
+// folds non-ASCII letters too.
 func (c *sqlCore) PendingResourceGroups(ctx context.Context, connection string, q ResourceQuery) ([][]Record, bool, error) {
 	groups, more, err := c.pendingResourceGroups(ctx, connection, q)
 	if err != nil {
@@ -274,7 +274,7 @@ func (c *sqlCore) resourceRecords(ctx context.Context, connection string, h reso
 	var args []any
 	switch {
 	case h.rid != "":
-		// CAST: as in LatestPending, so SQLite does not compile the statement again for
+		// CAST: as in PendingProjection, so SQLite does not compile the statement again for
 		// every id it is run with.
 		resourceWhere = `connection = $1 AND status = 'pending' AND resource_id = CAST($2 AS TEXT) AND lower(resource_type) = lower($3) AND id <= $4`
 		args = []any{connection, h.rid, h.typ, h.id}

@@ -507,28 +507,6 @@ func (c *sqlCore) oneRecord(ctx context.Context, query string, args ...any) (Rec
 	return rec, nil
 }
 
-// LatestPending returns the newest pending record of connection whose target has the
-// type resourceType (case-insensitive) and the id (exact), or, when id is empty, the key
-// (case-insensitive); ErrNotFound when there is none or both id and key are empty.
-func (c *sqlCore) LatestPending(ctx context.Context, connection, resourceType, id, key string) (Record, error) {
-	var (
-		rec Record
-		err error
-	)
-	switch {
-	case id != "":
-		rec, err = c.oneRecord(ctx, latestPendingByID, connection, identityText(id), resourceType)
-	case key != "":
-		rec, err = c.oneRecord(ctx, latestPendingByKey, connection, identityText(key), resourceType)
-	default:
-		err = ErrNotFound
-	}
-	if err != nil {
-		return Record{}, fmt.Errorf("%s: latest pending %s (id %q, key %q) of %q: %w", c.name, resourceType, id, key, connection, err)
-	}
-	return rec, nil
-}
-
 // PendingProjection returns the Projected document of the newest pending record of
 // connection whose target has the type resourceType (case-insensitive) and the id
 // (exact); ErrNotFound when there is none or id is empty. JSON null when that record
@@ -555,22 +533,14 @@ func (c *sqlCore) PendingProjection(ctx context.Context, connection, resourceTyp
 	return docs[docProjected], nil
 }
 
-// The statements of LatestPending by id and by key, and of PendingProjection. CAST:
-// SQLite checks whether "resource_id = $2" implies the partial index condition (an
-// empty resource_id) by the value bound, and then compiles the statement again for every
-// new id (~5% of a preview write's CPU); a cast is not a bare parameter, and still seeks
-// the index. PendingProjection reads the document columns only, with NULL for the five
-// old ones it does not need.
-const (
-	latestPendingByID     = `SELECT ` + recordColumns + ` FROM records` + pendingByIDWhere
-	pendingProjectionByID = `SELECT NULL, NULL, NULL, NULL, NULL, projected, documents FROM records` + pendingByIDWhere
-	pendingByIDWhere      = `
-		WHERE connection = $1 AND resource_id = CAST($2 AS TEXT) AND lower(resource_type) = lower($3) AND status = 'pending'
-		ORDER BY id DESC LIMIT 1`
-	latestPendingByKey = `SELECT ` + recordColumns + ` FROM records
-		WHERE connection = $1 AND lower(resource_key) = lower($2) AND lower(resource_type) = lower($3) AND status = 'pending'
-		ORDER BY id DESC LIMIT 1`
-)
+// pendingProjectionByID is the statement of PendingProjection: the document columns only,
+// with NULL for the five old ones it does not need. CAST: SQLite checks whether
+// "resource_id = $2" implies the partial index condition (an empty resource_id) by the
+// value bound, and then compiles the statement again for every new id (~5% of a preview
+// write's CPU); a cast is not a bare parameter, and still seeks the index.
+const pendingProjectionByID = `SELECT NULL, NULL, NULL, NULL, NULL, projected, documents FROM records
+	WHERE connection = $1 AND resource_id = CAST($2 AS TEXT) AND lower(resource_type) = lower($3) AND status = 'pending'
+	ORDER BY id DESC LIMIT 1`
 
 // Records lists the records of connection matching q, newest first, and the cursor of the
 // next page ("" on the last page). A Cursor that Records did not produce is ErrBadCursor.

@@ -431,8 +431,8 @@ func checkUpgraded(t *testing.T, s Store, oldID int64) {
 	if recs, _ := mustRecords(t, s, "old", RecordQuery{User: "old.user"}); !slices.Equal(recordIDs(recs), []int64{oldID}) {
 		t.Errorf("Records(user old.user) = %v", recordIDs(recs))
 	}
-	if got, err := s.LatestPending(ctx, "old", "User", "u-old", ""); err != nil || got.ID != oldID {
-		t.Errorf("LatestPending = %d, %v", got.ID, err)
+	if got, err := s.PendingProjection(ctx, "old", "User", "u-old"); err != nil || got != nil {
+		t.Errorf("PendingProjection of the version 1 record = %s, %v; want none, found", got, err)
 	}
 	retry := &Record{Connection: "old", Method: "PATCH", Path: "/scim/v2/Users/u-old", DedupeHash: "old-hash",
 		Subjects: []Subject{{Kind: "user", ID: "u-old"}}}
@@ -572,7 +572,7 @@ func TestSQLiteSubjectFilterPlan(t *testing.T) {
 
 // TestPostgresAnalyzesANewStore: a store whose records table has no statistics runs
 // ANALYZE once when it has saved postgresEarlyAnalyzeAfter records, after which
-// LatestPending seeks the resource's records by id instead of filtering every pending
+// PendingProjection seeks the resource's records by id instead of filtering every pending
 // record of the connection (what PostgreSQL chose without statistics).
 func TestPostgresAnalyzesANewStore(t *testing.T) {
 	dsn := os.Getenv("SCIM_SHADOW_TEST_POSTGRES")
@@ -622,7 +622,7 @@ func TestPostgresAnalyzesANewStore(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	var plan strings.Builder
-	rows, err := s.pool.Query(t.Context(), "EXPLAIN "+latestPendingByID, "c", "u-none", "User")
+	rows, err := s.pool.Query(t.Context(), "EXPLAIN "+pendingProjectionByID, "c", "u-none", "User")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -638,6 +638,6 @@ func TestPostgresAnalyzesANewStore(t *testing.T) {
 	}
 	// The id is an index condition, not a filter over the connection's records.
 	if !regexp.MustCompile(`Index Cond: \([^\n]*resource_id = `).MatchString(plan.String()) {
-		t.Errorf("LatestPending by id after ANALYZE does not seek the id:\n%s", plan.String())
+		t.Errorf("PendingProjection after ANALYZE does not seek the id:\n%s", plan.String())
 	}
 }
