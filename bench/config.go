@@ -183,7 +183,7 @@ func Smoke() Config {
 
 // HarnessGCPercent is the GOGC of the harness's own processes (load client, backend) when
 // GOGC is not set: they allocate per request with heaps of a few MB, so Go's default
-// collected them ~30 times a second, and a pause of the load client delays every request
-// it has scheduled. Ten times fewer collections keep that out of the Caddy under test's
-// latencies; Caddy itself keeps the runtime's defaults.
+// collected them ~40 times a second between them, and a pause of the load client delays
+// every request it has scheduled. Ten times fewer collections keep that out of the Caddy
+// under test's latencies; Caddy itself keeps the runtime's defaults.
 const HarnessGCPercent = 1000

@@ -312,7 +312,7 @@ func (rep *Report) Markdown(w io.Writer, notes string) {
 	p("* **Load client**: a Go client (`bench/load.go`) with one keep-alive connection per worker;")
 	p("  every write is unique (no preview dedupe).")
 	p("* The load client and the backend run with GOGC=%d unless GOGC is set: with Go's default,", HarnessGCPercent)
-	p("  their small heaps were collected ~30 times a second, and each collection's pauses were")
+	p("  their small heaps were collected ~40 times a second between them, and each collection's pauses were")
 	p("  counted against the Caddy under test. Caddy runs with the runtime's defaults (GOGC=100)")
 	p("  unless BENCH_CADDY_ENV sets them.")
 	p("* **1. Live overhead**: (a) `route /scim/v2/* { reverse_proxy }` and (b) the same route with")
