@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/scim-shadow/caddy-scim-shadow/rules"
 	"github.com/scim-shadow/caddy-scim-shadow/shadow"
 )
@@ -1269,5 +1271,57 @@ func TestEngineSecretsNeverStoredInPredictions(t *testing.T) {
 				t.Errorf("secret %q stored (invariant 5):\n%s", tc.secret, raw)
 			}
 		})
+	}
+}
+
+// TestEnginePreviewChainsPredictions: a preview write to a resource with a pending record
+// predicts from that record's projection, not from the backend, which still holds the
+// resource as it was (ARCHITECTURE: predictions chain). A write predicted to fail leaves no
+// projection to chain from; the next write reads the backend again.
+func TestEnginePreviewChainsPredictions(t *testing.T) {
+	f := newFixture(t, shadow.ModePreview)
+	backend := &liveBackend{}
+	send := func(method, body string) shadow.Record {
+		t.Helper()
+		w := httptest.NewRecorder()
+		f.eng.ServeHTTP(w, newRequest(method, "/scim/v2/Users/u1", body), backend)
+		return f.assertRecorded(w)
+	}
+	fetches := func() int {
+		n := 0
+		for _, c := range backend.calls() {
+			if c.Method == http.MethodGet && c.URI == "/scim/v2/Users/u1" {
+				n++
+			}
+		}
+		return n
+	}
+	patch := func(path, value string) string {
+		return `{"schemas":["` + patchSchema + `"],"Operations":[{"op":"replace","path":"` + path + `","value":` + value + `}]}`
+	}
+
+	first := send("PATCH", patch("name.givenName", `"Babs"`))
+	if fetches() != 1 || gjson.GetBytes(first.Live, "name.givenName").String() != "Barbara" ||
+		gjson.GetBytes(first.Projected, "name.givenName").String() != "Babs" {
+		t.Fatalf("first PATCH: %d fetches, live %s, projected %s", fetches(), first.Live, first.Projected)
+	}
+	second := send("PATCH", patch("active", "false"))
+	if fetches() != 1 {
+		t.Errorf("the second PATCH read the backend (%d fetches) instead of the pending projection", fetches())
+	}
+	jsonEqual(t, "second PATCH's live state", second.Live, string(first.Projected))
+	if gjson.GetBytes(second.Projected, "name.givenName").String() != "Babs" || gjson.GetBytes(second.Projected, "active").Bool() {
+		t.Errorf("second PATCH's projection lost the first's change or its own: %s", second.Projected)
+	}
+	// A DELETE chains too, and projects nothing.
+	deleted := send("DELETE", "")
+	jsonEqual(t, "DELETE's live state", deleted.Live, string(second.Projected))
+	if len(deleted.Projected) != 0 && string(deleted.Projected) != "null" {
+		t.Errorf("DELETE projected %s", deleted.Projected)
+	}
+	// Nothing left to chain from: the next write reads the backend again.
+	send("PATCH", patch("displayName", `"B"`))
+	if fetches() != 2 {
+		t.Errorf("a PATCH after a pending DELETE made %d fetches, want 2", fetches())
 	}
 }
