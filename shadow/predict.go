@@ -76,7 +76,7 @@ func (e *Engine) predict(ctx context.Context, r *http.Request, next http.Handler
 	var live []byte
 	haveLive := false
 	if t.Op != OpCreate {
-		if prev, err := e.Store.PendingProjection(ctx, d.Connection, t.ResourceType, t.ID); err == nil && len(prev) > 0 && string(prev) != "null" {
+		if prev, err := e.Store.PendingProjection(ctx, d.Connection, t.ResourceType, t.ID); err == nil && prev != nil {
 			live, haveLive = prev, true
 		} else {
 			status, body, err := p.get(r.URL.Path, "")

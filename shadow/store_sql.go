@@ -509,8 +509,8 @@ func (c *sqlCore) oneRecord(ctx context.Context, query string, args ...any) (Rec
 
 // PendingProjection returns the Projected document of the newest pending record of
 // connection whose target has the type resourceType (case-insensitive) and the id
-// (exact); ErrNotFound when there is none or id is empty. JSON null when that record
-// has no projection (a DELETE, a write predicted to fail).
+// (exact); ErrNotFound when there is none or id is empty; nil when that record has no
+// projection (a DELETE, a write predicted to fail).
 func (c *sqlCore) PendingProjection(ctx context.Context, connection, resourceType, id string) (json.RawMessage, error) {
 	fail := func(err error) (json.RawMessage, error) {
 		return nil, fmt.Errorf("%s: pending projection of %s %q of %q: %w", c.name, resourceType, id, connection, err)
@@ -518,19 +518,15 @@ func (c *sqlCore) PendingProjection(ctx context.Context, connection, resourceTyp
 	if id == "" {
 		return fail(ErrNotFound)
 	}
-	var ds documentScan
-	err := c.db.queryRow(ctx, pendingProjectionByID, connection, identityText(id), resourceType).Scan(ds.dest(nil)...)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = ErrNotFound
-	}
-	if err != nil {
+	var ds documentScan // queryRow reports no row as ErrNotFound
+	if err := c.db.queryRow(ctx, pendingProjectionByID, connection, identityText(id), resourceType).Scan(ds.dest(nil)...); err != nil {
 		return fail(err)
 	}
 	docs, err := ds.documents()
 	if err != nil {
 		return fail(err)
 	}
-	return docs[docProjected], nil
+	return docs[docProjected], nil // nil for none: SaveRecord stores JSON null as none (jsonArg)
 }
 
 // pendingProjectionByID is the statement of PendingProjection: the document columns only,
