@@ -107,8 +107,8 @@ func OpenPostgres(ctx context.Context, dsn string) (*PostgresStore, error) {
 // preview PATCH, PUT and DELETE, then filtered every pending record of the connection
 // (2.5 ms per write at 10,000 records, most of the database's time in make bench's
 // ingest) until autovacuum's first round, up to a minute after the table reaches 50
-// rows, and longer under load. An error of the ANALYZE is
-// dropped: autovacuum still comes.
+// rows, and longer under load. An error of the ANALYZE is dropped: autovacuum still
+// comes.
 func (s *PostgresStore) SaveRecord(ctx context.Context, rec *Record) (Record, error) {
 	out, err := s.sqlCore.SaveRecord(ctx, rec)
 	if err == nil && s.unanalyzed.Load() >= 0 && s.unanalyzed.Add(1) == postgresEarlyAnalyzeAfter {
