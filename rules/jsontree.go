@@ -276,8 +276,8 @@ func (ar *arena) parseArr(raw string) *jarr {
 // The scanners below find the ends of members and values of text that was validated
 // (gjson.Valid) before it was parsed: they check no grammar, only stay in bounds, so on
 // any other text they stop early (-1) rather than fail. They replace gjson's ForEach,
-// which also decodes every key, string and number it passes (a third of the time of
-// reverse mapping a 2 KB user).
+// which also decodes every key, string and number it passes (in a profile of reverse
+// mapping the 2 KB user, ForEach's own work was 27% of the time).
 
 // skipSpace returns the index of the first byte at or after i that is not JSON
 // whitespace, or len(s).
