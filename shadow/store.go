@@ -157,8 +157,9 @@ type Store interface {
 	Modes(ctx context.Context) (map[string]Mode, error)
 	// PendingProjection returns the Projected document of the newest pending record of a
 	// connection whose target has the type (case-insensitive) and id (exact), nil when
-	// that record has none, or ErrNotFound. The engine chains projections through it, on every preview PATCH, PUT
-	// and DELETE: it reads neither the record's subjects nor its stored requests.
+	// that record has none, or ErrNotFound. The engine chains projections through it on
+	// every preview PATCH, PUT and DELETE, so it neither reads the record's subjects nor
+	// decodes its stored requests.
 	PendingProjection(ctx context.Context, connection, resourceType, id string) (json.RawMessage, error)
 	// PendingResourceGroups selects one page of the pending resources of a connection as
 	// PendingResources shows them (q as there; a Cursor it did not produce is

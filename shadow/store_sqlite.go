@@ -242,8 +242,8 @@ func (c *sqliteStmts) close() {
 }
 
 // stmt is query prepared on b's transaction, or on the database when b is not a
-// transaction (reads like PendingProjection, run for every preview write, spent ~6% of its
-// CPU compiling the same SQL), or nil.
+// transaction (the pending-record lookup run for every preview write, then LatestPending,
+// spent ~6% of its CPU compiling the same SQL), or nil.
 func (b sqliteBackend) stmt(ctx context.Context, query string) *sql.Stmt {
 	st := b.stmts.get(ctx, query)
 	if st == nil || b.tx == nil {
