@@ -39,3 +39,38 @@ func TestSplitPathSlicesLikeSplitting(t *testing.T) {
 		t.Fatalf("only %d paths", n)
 	}
 }
+
+// TestResourceKey: the key of a create or replace is the first string userName (any case),
+// else a group's displayName, else the externalId; a PATCH, an empty or invalid body has none,
+// and the key does not share memory with the body.
+func TestResourceKey(t *testing.T) {
+	user := Target{ResourceType: "User", Op: OpCreate}
+	group := Target{ResourceType: "Group", Op: OpCreate}
+	for _, tc := range []struct {
+		name string
+		t    Target
+		body string
+		want string
+	}{
+		{"userName", user, `{"externalId":"e","userName":"ann"}`, "ann"},
+		{"userName in another case", user, `{"USERNAME":"ann","externalId":"e"}`, "ann"},
+		{"the first string userName", user, `{"userName":7,"UserName":"bob","username":"cy"}`, "bob"},
+		{"an empty userName falls back", user, `{"userName":"","externalId":"e"}`, "e"},
+		{"a user's displayName is not its key", user, `{"displayName":"Ann","externalId":"e"}`, "e"},
+		{"a user without either", user, `{"displayName":"Ann"}`, ""},
+		{"a group's displayName", group, `{"externalId":"e","displayName":"Ops"}`, "Ops"},
+		{"a group's externalId", group, `{"displayName":"","externalId":"e"}`, "e"},
+		{"escaped key and value", user, `{"user\u004eame":"\u00e9a"}`, "éa"},
+		{"replace", Target{ResourceType: "User", Op: OpReplace}, `{"userName":"ann"}`, "ann"},
+		{"patch", Target{ResourceType: "User", Op: OpPatch}, `{"userName":"ann"}`, ""},
+		{"invalid", user, `{"userName":"ann"`, ""},
+		{"empty", user, ``, ""},
+	} {
+		body := []byte(tc.body)
+		got := resourceKey(tc.t, body)
+		clear(body)
+		if got != tc.want {
+			t.Errorf("%s: resourceKey = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

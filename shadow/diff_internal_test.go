@@ -1,6 +1,8 @@
 package shadow
 
 import (
+	"bytes"
+	"encoding/json"
 	"reflect"
 	"sort"
 	"strings"
@@ -68,4 +70,51 @@ func perNameLookup(a, b map[string]any) []foldedPair {
 		out = append(out, p)
 	}
 	return out
+}
+
+// FuzzEncodeChanges: encodeChanges writes what json.Marshal writes, byte for byte, for the
+// changes Diff makes of two documents (a create's when live is empty, a delete's when
+// projected is), with display names and a change whose old and new are the raw values the
+// engine's other encoders write; none is nil.
+func FuzzEncodeChanges(f *testing.F) {
+	f.Add(``, `{"userName":"a<b>&c","name":{"givenName":"\u2028x"},"emails":[{"value":"e"}]}`, "add", "members", "Ann & <Bo>")
+	f.Add(`{"userName":"a","title":"t"}`, `{"userName":"b","nickName":"é\u2029"}`, "replace", "title", "")
+	f.Add(`{"members":[{"value":"1"},{"value":"2"}]}`, `{"members":[{"value":"2"},{"value":"3"}]}`, "remove", "p\"q\\", "\x00\xff")
+	f.Add(`{"userName":"a"}`, ``, "", "", "d")
+	f.Add(``, "{\"title\":\"R&D\"}", "add", "x&y", "&")
+	f.Add(``, "{\"title\":\"a\u2028b\"}", "add", "t", "")
+	f.Fuzz(func(t *testing.T, live, projected, op, path, display string) {
+		cs := Diff([]byte(live), []byte(projected))
+		for i := range cs {
+			if i%2 == 0 {
+				cs[i].Display = display
+			}
+		}
+		var v any
+		if json.Unmarshal([]byte(projected), &v) == nil {
+			cs = append(cs, Change{Op: op, Path: path, Old: canonicalJSONValue(v), New: withoutPasswordsRaw([]byte(live)), Display: display})
+		}
+		var compact bytes.Buffer
+		if json.Compact(&compact, []byte(projected)) == nil {
+			// Any compact JSON, literal U+2028 and U+2029 included, as Marshal writes a RawMessage.
+			want, err := json.Marshal(json.RawMessage(compact.Bytes()))
+			if got := appendHTMLSafeRaw([]byte("x"), compact.Bytes()); err != nil || !bytes.Equal(got[1:], want) {
+				t.Fatalf("appendHTMLSafeRaw = %s, json.Marshal = %s (%v)", got[1:], want, err)
+			}
+		}
+		got := encodeChanges(cs)
+		if len(cs) == 0 {
+			if got != nil {
+				t.Fatalf("encodeChanges of no change = %q, want nil", got)
+			}
+			return
+		}
+		want, err := json.Marshal(cs)
+		if err != nil {
+			t.Fatalf("json.Marshal: %v", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("encodeChanges = %s\njson.Marshal = %s", got, want)
+		}
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/scim-shadow/caddy-scim-shadow/rules"
 	"github.com/tidwall/gjson"
@@ -290,7 +291,7 @@ func (e *Engine) record(w http.ResponseWriter, r *http.Request, next http.Handle
 	d.Findings = append(d.Findings, pr.findings...)
 	rec := e.newRecord(r, d, original, effective)
 	rec.Live, rec.Projected = RedactBody(pr.live), RedactBody(pr.projected)
-	rec.Changes, rec.Subjects, rec.Deprovision = mustRaw(pr.changes), pr.subjects, pr.deprovision
+	rec.Changes, rec.Subjects, rec.Deprovision = encodeChanges(pr.changes), pr.subjects, pr.deprovision
 	if rec.Key == "" && len(pr.subjects) > 0 {
 		rec.Key = pr.subjects[0].Key // the target's key as the backend has it
 	}
@@ -530,34 +531,33 @@ func (e *Engine) now() time.Time {
 }
 
 // resourceKey is the human key of the resource a write addresses: userName for users,
-// displayName for groups, else externalId.
+// displayName for groups, else externalId (each the first top-level string member whose
+// name matches case-insensitively). The body is read in one pass.
 func resourceKey(t Target, body []byte) string {
 	if len(body) == 0 || !gjson.ValidBytes(body) || (t.Op != OpCreate && t.Op != OpReplace) {
 		return ""
 	}
-	for _, attr := range []string{"userName", "displayName", "externalId"} {
-		if attr == "displayName" && t.ResourceType == "User" {
-			continue
+	names := [...]string{"userName", "displayName", "externalId"}
+	var vals [len(names)]string
+	var seen [len(names)]bool
+	// The walk reads body in place; the key it returns is cloned.
+	gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))).ForEach(func(k, v gjson.Result) bool {
+		if v.Type != gjson.String {
+			return true
 		}
-		if v := getFold(body, attr); v != "" {
-			return v
+		for i, name := range names {
+			if !seen[i] && strings.EqualFold(k.String(), name) && (i != 1 || t.ResourceType != "User") {
+				seen[i], vals[i] = true, v.String()
+			}
+		}
+		return !seen[0] || vals[0] == "" // a userName ends the search
+	})
+	for _, v := range vals {
+		if v != "" {
+			return strings.Clone(v)
 		}
 	}
 	return ""
-}
-
-// getFold returns the string value of a top-level attribute, matching its name
-// case-insensitively.
-func getFold(body []byte, name string) string {
-	var out string
-	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
-		if strings.EqualFold(k.String(), name) && v.Type == gjson.String {
-			out = v.String()
-			return false
-		}
-		return true
-	})
-	return out
 }
 
 // isWriteMethod reports whether an HTTP method may change the backend.

@@ -193,7 +193,7 @@ func fillRecord(rec *Record, d *Decision, pr *prediction) {
 		rec.Findings = mustJSON(d.Findings)
 	}
 	rec.Live, rec.Projected = RedactBody(pr.live), RedactBody(pr.projected)
-	rec.Changes, rec.Subjects, rec.Deprovision = mustRaw(pr.changes), pr.subjects, pr.deprovision
+	rec.Changes, rec.Subjects, rec.Deprovision = encodeChanges(pr.changes), pr.subjects, pr.deprovision
 	if rec.Key == "" && len(pr.subjects) > 0 {
 		rec.Key = pr.subjects[0].Key
 	}

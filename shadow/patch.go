@@ -52,6 +52,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	filter "github.com/scim2/filter-parser/v2"
 )
@@ -815,16 +816,16 @@ func validateSingular(a *attrDef, v any) (any, *PatchError) {
 		if !ok {
 			return bad()
 		}
-		out := make(map[string]any)
+		out := make(map[string]any, len(a.subs))
 		for _, sub := range a.subs {
 			var hit any
 			found := false
-			for _, k := range sortedObjectKeys(obj) {
+			for k, v := range obj { // the order does not matter: a second match is an error
 				if strings.EqualFold(sub.name, k) {
 					if found {
 						return nil, refusal(scimTypeInvalidSyntax, a.name, "%s: %q given twice", a.name, sub.name)
 					}
-					found, hit = true, obj[k]
+					found, hit = true, v
 				}
 			}
 			r, perr := validateAttrValue(sub, hit)
@@ -1634,7 +1635,12 @@ func (m *resourceModel) canonical(doc, before, current map[string]any) (map[stri
 	if perr := validateSchemaObject(m.core, doc, before, out, handled); perr != nil {
 		return nil, perr
 	}
-	keys := sortedObjectKeys(doc)
+	// With before (a PATCH), the last of several keys that fold to an extension's id in
+	// sorted order is taken; otherwise only the exact id is, and the order does not matter.
+	keys := objectKeys(doc)
+	if before != nil {
+		sort.Strings(keys)
+	}
 	for _, ext := range m.exts {
 		var extKey string
 		for _, k := range keys {
@@ -1702,15 +1708,16 @@ func unchangedAttr(doc, before map[string]any, key string) bool {
 // case-insensitively (twice is invalidSyntax), checked, sanitised and stored under its
 // canonical name; read-only ones dropped. Attributes unchanged from before are kept as is.
 func validateSchemaObject(s *schemaDef, obj, before, out map[string]any, handled map[string]bool) *PatchError {
-	keys := sortedObjectKeys(obj)
+	keys := schemaKeysOf(obj) // in map order: a name given twice is reported in sorted order
 	for _, a := range s.attrs {
 		var key string
+		nameASCII := isASCII(a.name)
 		for _, k := range keys {
-			if strings.EqualFold(a.name, k) {
+			if k.matches(a.name, nameASCII) {
 				if key != "" {
-					return refusal(scimTypeInvalidSyntax, a.name, "%q given twice (%q and %q)", a.name, key, k)
+					return givenTwice(a.name, obj)
 				}
-				key = k
+				key = k.key
 			}
 		}
 		if key != "" {
@@ -1735,6 +1742,55 @@ func validateSchemaObject(s *schemaDef, obj, before, out map[string]any, handled
 		}
 	}
 	return nil
+}
+
+// schemaKey is an object key and whether it is ASCII, for case-insensitive lookups by name.
+type schemaKey struct {
+	key   string
+	ascii bool
+}
+
+// schemaKeysOf lists the keys of obj, in map order.
+func schemaKeysOf(obj map[string]any) []schemaKey {
+	keys := make([]schemaKey, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, schemaKey{k, isASCII(k)})
+	}
+	return keys
+}
+
+// matches is strings.EqualFold(name, k.key), without the call where both are ASCII and of
+// different lengths (ASCII case folding keeps the length; a non-ASCII key such as the Kelvin
+// sign may fold to a shorter ASCII name). A schema object is looked up once per attribute of
+// its schema, tens of names against tens of keys.
+func (k schemaKey) matches(name string, nameASCII bool) bool {
+	if nameASCII && k.ascii && len(name) != len(k.key) {
+		return false
+	}
+	return strings.EqualFold(name, k.key)
+}
+
+// isASCII reports whether s is ASCII only.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// givenTwice is the refusal of an attribute name that several keys of obj match
+// case-insensitively, naming the first two in sorted order (the message does not depend on
+// map order).
+func givenTwice(name string, obj map[string]any) *PatchError {
+	var hits []string
+	for _, k := range sortedObjectKeys(obj) {
+		if strings.EqualFold(name, k) {
+			hits = append(hits, k)
+		}
+	}
+	return refusal(scimTypeInvalidSyntax, name, "%q given twice (%q and %q)", name, hits[0], hits[1])
 }
 
 // pruneEmptyValues removes nil values and empty objects and arrays, recursively (the backend's prune).
@@ -1881,11 +1937,13 @@ func (m *resourceModel) render(out, current, extra map[string]any) ([]byte, erro
 			schemas = append(schemas, ext.id)
 		}
 	}
-	for _, k := range sortedObjectKeys(res) {
-		if _, isObj := res[k].(map[string]any); isObj && strings.HasPrefix(strings.ToLower(k), "urn:") && !knownPrefixed(k) {
+	first := len(schemas)
+	for k, v := range res {
+		if _, isObj := v.(map[string]any); isObj && len(k) >= 4 && strings.EqualFold(k[:4], "urn:") && !knownPrefixed(k) {
 			schemas = append(schemas, k)
 		}
 	}
+	slices.SortFunc(schemas[first:], func(a, b any) int { return strings.Compare(a.(string), b.(string)) })
 	res["schemas"] = schemas
 	base := liveBaseURL(current, m)
 	if m.group {
@@ -2069,11 +2127,17 @@ func findKeyFold(obj map[string]any, name string) (string, any) {
 }
 
 func sortedObjectKeys(m map[string]any) []string {
+	keys := objectKeys(m)
+	sort.Strings(keys)
+	return keys
+}
+
+// objectKeys lists the keys of m in map order.
+func objectKeys(m map[string]any) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
 	return keys
 }
 

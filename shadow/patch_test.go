@@ -568,6 +568,9 @@ func TestApplyReplaceAndCreate(t *testing.T) {
 		{"blank userName", `{"userName":"  "}`, "invalidValue"},
 		{"not an object", `[]`, "invalidSyntax"},
 		{"extension not an object", `{"userName":"x","` + entURN + `":"y"}`, "invalidSyntax"},
+		{"attribute given twice", `{"userName":"x","active":true,"USERNAME":"y"}`, "invalidSyntax"},
+		{"sub-attribute given twice", `{"userName":"x","name":{"givenName":"a","GivenName":"b"}}`, "invalidSyntax"},
+		{"sub-attribute of an element given twice", `{"userName":"x","emails":[{"value":"a","VALUE":"b"}]}`, "invalidSyntax"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := shadow.ApplyReplace([]byte(idpUser), []byte(tc.body))
@@ -580,6 +583,15 @@ func TestApplyReplaceAndCreate(t *testing.T) {
 				t.Errorf("ApplyCreate err = %v, want %s", err, tc.scimType)
 			}
 		})
+	}
+
+	// A name given twice is reported with its first two spellings in sorted order, whatever
+	// the order of the map the body was decoded into.
+	for range 20 {
+		_, err := shadow.ApplyCreate([]byte(`{"userName":"x","usERName":"z","USERNAME":"y"}`))
+		if want := `"userName" given twice ("USERNAME" and "usERName")`; err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("ApplyCreate err = %v, want %s", err, want)
+		}
 	}
 
 	// Okta's create: id, meta, groups and password dropped; schemas computed; names canonical.
@@ -933,6 +945,8 @@ func TestApplyCreateMatchesExampleBackend(t *testing.T) {
 		`{"userName":"entra%d@example.com","externalId":"e%d","active":true,"title":null,"` + entURN + `":{"employeeNumber":"9","manager":{"value":"` + mgr + `"}},"phoneNumbers":[{"value":"1","type":"work"}]}`,
 		`{"UserName":"case%d@example.com","DisplayName":"Case %d","EMAILS":[{"VALUE":"c@x.example","Type":"work"}]}`,
 		`{"userName":"drop%d@example.com","id":"x","groups":[{"value":"g"}],"department":"top","meta":{"created":"%d"}}`,
+		// The Kelvin sign folds to k: a key of another length still names nickName.
+		`{"userName":"kelvin%d@example.com","nic\u212AName":"K%d"}`,
 	} {
 		body = fmt.Sprintf(body, i, i)
 		predicted, err := shadow.ApplyCreate([]byte(body))

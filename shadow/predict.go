@@ -2,7 +2,6 @@ package shadow
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -388,14 +387,6 @@ func parseSchemas(body []byte, types map[string]string) {
 		})
 		return true
 	})
-}
-
-// mustRaw marshals changes or subjects for a record; nil stays nil.
-func mustRaw[T any](v []T) json.RawMessage {
-	if len(v) == 0 {
-		return nil
-	}
-	return mustJSON(v)
 }
 
 // predictionCaches are the engine's per-connection caches.

@@ -21,7 +21,15 @@ import (
 // the ingest mix of scenario 2 (5 creates, 4 PATCHes, 1 PUT in 10) on parallel
 // goroutines, so that its CPU profile is the module's share of make bench's ingest
 // without the HTTP server, the proxy and the load client.
-func BenchmarkEnginePreview(b *testing.B) {
+func BenchmarkEnginePreview(b *testing.B) { benchmarkEnginePreview(b, 10) }
+
+// BenchmarkEnginePreviewCreates is BenchmarkEnginePreview with creates only: the user part
+// of scenario 3's initial sync.
+func BenchmarkEnginePreviewCreates(b *testing.B) { benchmarkEnginePreview(b, 5) }
+
+// benchmarkEnginePreview runs request n of the ingest mix as request n % cycle of it (5:
+// creates only).
+func benchmarkEnginePreview(b *testing.B, cycle int) {
 	set, err := rules.Compile(bench.Rules())
 	if err != nil {
 		b.Fatal(err)
@@ -45,7 +53,7 @@ func BenchmarkEnginePreview(b *testing.B) {
 		for pb.Next() {
 			n := int(seq.Add(1))
 			var r *http.Request
-			switch n % 10 {
+			switch n % cycle {
 			case 0, 1, 2, 3, 4:
 				r = httptest.NewRequest(http.MethodPost, "/scim/v2/Users", bytes.NewReader([]byte(bench.UserBody(n))))
 			case 5, 6, 7, 8:

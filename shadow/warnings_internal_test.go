@@ -66,3 +66,23 @@ func TestWarningJobLeanWithoutMiss(t *testing.T) {
 		})
 	}
 }
+
+// TestStoredRequestOwnsItsBody: a stored request keeps its body (redacted or not) in memory
+// of its own: the caller's buffer may be reused once the record is made.
+func TestStoredRequestOwnsItsBody(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{`{"userName":"ann"}`, `{"userName":"ann"}`},
+		{`{"userName":"ann","password":"pw"}`, `{"userName":"ann","password":"` + Redacted + `"}`},
+		{`not json, password=pw`, ""},
+	} {
+		body := []byte(tc.body)
+		sr := storedRequestOf("POST", "/Users", map[string][]string{}, body)
+		clear(body)
+		if string(sr.Body) != tc.want {
+			t.Errorf("stored body of %s = %q, want %q", tc.body, sr.Body, tc.want)
+		}
+		if tc.want == "" && (sr.Text == "" || strings.Contains(sr.Text, "=pw")) {
+			t.Errorf("stored text of %s = %q", tc.body, sr.Text)
+		}
+	}
+}
