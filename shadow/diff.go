@@ -129,27 +129,50 @@ func diffTrees(a, b map[string]any) []Change {
 	dropPasswords(b)
 	group := modelOf(a, b).group
 	n := max(len(a), len(b)) // about one change per attribute for a create
-	d := changeLister{out: make([]Change, 0, n), keys: make([]string, 0, n)}
+	d := changeLister{out: make([]keyedChange, 0, n)}
 	d.object(a, b, group)
-	d.sort()
-	return d.out
+	return d.sorted()
 }
 
+// changeLister collects the changes of a diff.
 type changeLister struct {
-	out  []Change
-	keys []string // sort key (element value) per change
+	out []keyedChange
+	// buf holds the encoded values of the changes, each a full slice of it (a change's
+	// value cannot be appended to in place); a buffer that must grow is left to the
+	// changes that point into it. One buffer instead of a growing slice per value: a
+	// create's diff encodes every attribute of the resource.
+	buf []byte
+}
+
+// keyedChange is a change and its sort key (the element's value).
+type keyedChange struct {
+	Change
+	key string
 }
 
 func (d *changeLister) add(op, path string, old, new any, key string) {
 	c := Change{Op: op, Path: path}
 	if old != nil {
-		c.Old = canonicalJSONValue(old)
+		c.Old = d.encode(old)
 	}
 	if new != nil {
-		c.New = canonicalJSONValue(new)
+		c.New = d.encode(new)
 	}
-	d.out = append(d.out, c)
-	d.keys = append(d.keys, key)
+	d.out = append(d.out, keyedChange{c, key})
+}
+
+// encode is canonicalJSONValue(v), written into d.buf.
+func (d *changeLister) encode(v any) json.RawMessage {
+	if d.buf == nil {
+		d.buf = make([]byte, 0, 2048)
+	}
+	start := len(d.buf)
+	out, ok := appendJSONTree(d.buf, v)
+	if !ok {
+		return canonicalJSONValue(v) // what appendJSONTree leaves to encoding/json
+	}
+	d.buf = out
+	return out[start:len(out):len(out)]
 }
 
 // object compares two resources' top-level attributes.
@@ -384,33 +407,29 @@ func changeSortValue(el any) string {
 	return string(canonicalJSONValue(el))
 }
 
-// sort orders changes by path, then value, then op and the values themselves.
-func (d *changeLister) sort() {
-	idx := make([]int, len(d.out))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(x, y int) bool {
-		a, b := &d.out[idx[x]], &d.out[idx[y]]
-		if a.Path != b.Path {
-			return a.Path < b.Path
+// sorted is the changes ordered by path, then value, then op and the values themselves
+// (a stable sort: equal changes keep their order).
+func (d *changeLister) sorted() []Change {
+	slices.SortStableFunc(d.out, func(a, b keyedChange) int {
+		if c := strings.Compare(a.Path, b.Path); c != 0 {
+			return c
 		}
-		if ka, kb := d.keys[idx[x]], d.keys[idx[y]]; ka != kb {
-			return ka < kb
+		if c := strings.Compare(a.key, b.key); c != 0 {
+			return c
 		}
-		if a.Op != b.Op {
-			return a.Op < b.Op
+		if c := strings.Compare(a.Op, b.Op); c != 0 {
+			return c
 		}
 		if c := bytes.Compare(a.Old, b.Old); c != 0 {
-			return c < 0
+			return c
 		}
-		return bytes.Compare(a.New, b.New) < 0
+		return bytes.Compare(a.New, b.New)
 	})
-	out := make([]Change, len(idx))
-	for i, j := range idx {
-		out[i] = d.out[j]
+	out := make([]Change, len(d.out))
+	for i := range d.out {
+		out[i] = d.out[i].Change
 	}
-	d.out = out
+	return out
 }
 
 // foldedPair is one attribute name of two objects compared case-insensitively: its

@@ -118,3 +118,38 @@ func FuzzEncodeChanges(f *testing.F) {
 		}
 	})
 }
+
+// TestDiffValuesOwnTheirBytes: the values of a diff's changes, encoded into shared buffers,
+// are each what canonicalJSONValue writes, however many buffers a large create fills, and
+// appending to one value does not write into the next.
+func TestDiffValuesOwnTheirBytes(t *testing.T) {
+	doc := map[string]any{"userName": "ann"}
+	for i := range 300 {
+		doc["custom"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+strings.Repeat("y", i/26)] =
+			[]any{strings.Repeat("é<", i%40), "x" + strings.Repeat("z", i)}[i%2]
+	}
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := Diff(nil, raw)
+	if len(cs) < 300 {
+		t.Fatalf("%d changes, want one per attribute", len(cs))
+	}
+	var decoded map[string]any
+	if err := decodeJSONNumbers(raw, &decoded); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cs {
+		want := canonicalJSONValue(decoded[c.Path])
+		if c.Op != "add" || !bytes.Equal(c.New, want) {
+			t.Fatalf("change %d: %s %s = %s, want add %s", i, c.Op, c.Path, c.New, want)
+		}
+		_ = append(c.New, '!') // a value's slice is full: this must not reach the next value
+	}
+	for i, c := range cs {
+		if want := canonicalJSONValue(decoded[c.Path]); !bytes.Equal(c.New, want) {
+			t.Fatalf("change %d after appends: %s = %s, want %s", i, c.Path, c.New, want)
+		}
+	}
+}

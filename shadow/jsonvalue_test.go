@@ -205,10 +205,8 @@ func FuzzMultiAddedAgreesWithPairing(f *testing.F) {
 		var added, paired changeLister
 		added.multiAdded("p", name, b)
 		paired.multiPaired("p", name, nil, b)
-		added.sort()
-		paired.sort()
-		if !reflect.DeepEqual(added.out, paired.out) {
-			t.Fatalf("%s %s:\nmultiAdded  %v\nmultiPaired %v", name, raw, added.out, paired.out)
+		if a, p := added.sorted(), paired.sorted(); !reflect.DeepEqual(a, p) {
+			t.Fatalf("%s %s:\nmultiAdded  %v\nmultiPaired %v", name, raw, a, p)
 		}
 	})
 }

@@ -61,6 +61,22 @@ func BenchmarkDiff(b *testing.B) {
 	}
 }
 
+// BenchmarkDiffCreate is the diff of a create of the load harness's 2 KB user: every
+// attribute added.
+func BenchmarkDiffCreate(b *testing.B) {
+	projected, err := ApplyCreate([]byte(bench.UserBody(1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(Diff(nil, projected)) == 0 {
+		b.Fatal("no changes")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = Diff(nil, projected)
+	}
+}
+
 // discardWriter is a ResponseWriter that keeps nothing.
 type discardWriter struct{ h http.Header }
 
