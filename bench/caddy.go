@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -129,6 +130,40 @@ func (c *Caddy) Pid() int { return c.cmd.Process.Pid }
 // PeakRSS is the peak resident set size (VmHWM) in bytes.
 func (c *Caddy) PeakRSS() (int64, error) {
 	return procStatus(c.Pid(), "VmHWM")
+}
+
+// clockTicks is the unit of /proc/<pid>/stat's CPU times: USER_HZ, 100 on Linux.
+const clockTicks = 100
+
+// CPUTime is the CPU time (user and system) Caddy's process has used so far.
+func (c *Caddy) CPUTime() (time.Duration, error) {
+	return procCPUTime(c.Pid())
+}
+
+// procCPUTime reads utime + stime from /proc/<pid>/stat (fields 14 and 15; the command name
+// before them, in parentheses, may hold spaces).
+func procCPUTime(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("reading CPU time: %w", err)
+	}
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("reading CPU time: no command name in %q", raw)
+	}
+	f := strings.Fields(string(raw[i+1:])) // f[0] is field 3, the state
+	if len(f) < 13 {
+		return 0, fmt.Errorf("reading CPU time: %d fields after the command name", len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("reading CPU time: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
 // procStatus reads a kB field of /proc/<pid>/status, in bytes.

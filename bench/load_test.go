@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,5 +109,30 @@ func TestResultOfNoLoad(t *testing.T) {
 	}
 	if _, err := json.Marshal(statsOf(r)); err != nil {
 		t.Errorf("the stats of no load do not encode: %v", err)
+	}
+}
+
+// TestProcCPUTime: the CPU time read from /proc grows by about the CPU a busy loop of this
+// process burns, and never by more than the loop's wall time per thread that ran it.
+func TestProcCPUTime(t *testing.T) {
+	before, err := procCPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	x := 0
+	for time.Since(start) < 300*time.Millisecond {
+		x++
+	}
+	wall := time.Since(start)
+	after, err := procCPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The loop's thread may be descheduled on a loaded machine, and ticks are 10 ms: a
+	// quarter of the loop's wall time is a loose lower bound; the upper bound allows the
+	// runtime's other threads (GC, the test framework) the same again.
+	if used := after - before; used < wall/4 || used > 2*wall+20*time.Millisecond {
+		t.Fatalf("CPU time grew by %s over a %s busy loop (%d iterations)", used, wall, x)
 	}
 }

@@ -50,9 +50,12 @@ type LiveResult struct {
 	Rounds             []LiveRound // closed loop at Concurrency: saturation
 	Ratio              float64     // median of b/a throughput
 	RatioMin, RatioMax float64
-	AddedP50, AddedP99 time.Duration  // medians of b−a
-	A, B               RunStats       // medians of each side
-	FixedRate          *LiveFixedRate `json:",omitempty"` // nil: not run
+	AddedP50, AddedP99 time.Duration // medians of b−a
+	A, B               RunStats      // medians of each side
+	// CPUPerRequestA and B are each Caddy's CPU time (user and system, from /proc) over all
+	// the closed-loop rounds divided by the requests it answered in them; 0: not measured.
+	CPUPerRequestA, CPUPerRequestB time.Duration  `json:",omitempty"`
+	FixedRate                      *LiveFixedRate `json:",omitempty"` // nil: not run
 }
 
 // LiveFixedRate is the open-loop part of scenario 1: both Caddies loaded alternately at
@@ -479,6 +482,14 @@ func (rep *Report) live(p func(string, ...any)) {
 	}
 	p("| **median** | %.0f | %s | %s | %.0f | %s | %s | **%.3f** |", l.A.RPS, ms(l.A.P50), ms(l.A.P99), l.B.RPS, ms(l.B.P50), ms(l.B.P99), l.Ratio)
 	p("")
+	if l.CPUPerRequestA > 0 && l.CPUPerRequestB > 0 {
+		a, b := l.CPUPerRequestA.Seconds()*1e6, l.CPUPerRequestB.Seconds()*1e6
+		p("CPU per request over all %d closed-loop rounds (each Caddy's user and system time from", len(l.Rounds))
+		p("/proc, divided by the requests it answered): (a) %.1f µs, (b) %.1f µs, b − a %.1f µs, a/b %.3f.", a, b, b-a, a/b)
+		p("With Caddy alone on its cores, a/b is the throughput ratio; here the load client and the")
+		p("backend share the two cores, which the throughput ratio also reflects.")
+		p("")
+	}
 	p("Closed loop: %d workers, each sending its next request when the last is answered, so both", l.Concurrency)
 	p("Caddies run as fast as the machine lets them (saturation), and a request's latency is about")
 	p("%d / throughput. The differences b − a (median over rounds: p50 %s, p99 %s) therefore", l.Concurrency, ms(l.AddedP50), ms(l.AddedP99))

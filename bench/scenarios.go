@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -161,6 +162,9 @@ func (r *Runner) RunLive(ctx context.Context) error {
 	r.logf("live: warming up both (%s each)", warm)
 	run(a, warm)
 	run(b, warm)
+	cpuA0, errA := a.CPUTime()
+	cpuB0, errB := b.CPUTime()
+	var reqA, reqB int64
 	for round := 0; round < c.LiveRounds; round++ {
 		var ra, rb RunStats
 		if round%2 == 0 {
@@ -169,6 +173,7 @@ func (r *Runner) RunLive(ctx context.Context) error {
 			rb, ra = run(b, c.LiveDuration), run(a, c.LiveDuration)
 		}
 		res.Rounds = append(res.Rounds, LiveRound{A: ra, B: rb})
+		reqA, reqB = reqA+ra.Requests, reqB+rb.Requests
 		r.logf("live round %d: a %.0f req/s p50 %s p99 %s | b %.0f req/s p50 %s p99 %s | b/a %.3f",
 			round+1, ra.RPS, ra.P50, ra.P99, rb.RPS, rb.P50, rb.P99, rb.RPS/ra.RPS)
 	}
@@ -176,6 +181,14 @@ func (r *Runner) RunLive(ctx context.Context) error {
 		return err
 	}
 	res.summarize()
+	cpuA1, errA1 := a.CPUTime()
+	cpuB1, errB1 := b.CPUTime()
+	if err := errors.Join(errA, errB, errA1, errB1); err != nil {
+		r.note("live: CPU per request not measured: %v", err)
+	} else if reqA > 0 && reqB > 0 {
+		res.CPUPerRequestA, res.CPUPerRequestB = (cpuA1-cpuA0)/time.Duration(reqA), (cpuB1-cpuB0)/time.Duration(reqB)
+		r.logf("live: CPU per request over the closed-loop rounds: a %s, b %s", res.CPUPerRequestA, res.CPUPerRequestB)
+	}
 	if c.LiveRateRounds > 0 {
 		return r.runLiveFixedRate(ctx, a, b, res)
 	}

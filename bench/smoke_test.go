@@ -66,6 +66,9 @@ func TestSmoke(t *testing.T) {
 	if rep.Live.Ratio <= 0 {
 		t.Errorf("live ratio %v", rep.Live.Ratio)
 	}
+	if rep.Live.CPUPerRequestA <= 0 || rep.Live.CPUPerRequestB <= 0 {
+		t.Errorf("live CPU per request: a %s, b %s", rep.Live.CPUPerRequestA, rep.Live.CPUPerRequestB)
+	}
 	if f := rep.Live.FixedRate; f == nil || len(f.Rounds) != cfg.LiveRateRounds || f.Rate <= 0 {
 		t.Fatalf("live fixed rate: %+v", f)
 	}
