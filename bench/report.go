@@ -486,8 +486,8 @@ func (rep *Report) live(p func(string, ...any)) {
 		a, b := l.CPUPerRequestA.Seconds()*1e6, l.CPUPerRequestB.Seconds()*1e6
 		p("CPU per request over all %d closed-loop rounds (each Caddy's user and system time from", len(l.Rounds))
 		p("/proc, divided by the requests it answered): (a) %.1f µs, (b) %.1f µs, b − a %.1f µs, a/b %.3f.", a, b, b-a, a/b)
-		p("With Caddy alone on its cores, a/b is the throughput ratio; here the load client and the")
-		p("backend share the two cores, which the throughput ratio also reflects.")
+		p("Were Caddy the only process on its cores, the throughput ratio would be a/b; here the load")
+		p("client and the backend share the two cores with it, and the ratio moves with them.")
 		p("")
 	}
 	p("Closed loop: %d workers, each sending its next request when the last is answered, so both", l.Concurrency)
