@@ -152,6 +152,9 @@ type IngestResult struct {
 	Concurrency int
 	Stats       RunStats // RPS: recorded writes per second
 	Recorded    int64    // growth of the pending count
+	// CaddyCPUPerWrite is Caddy's CPU time (user and system, from /proc) during the load
+	// divided by the writes it answered; PostgreSQL's own CPU is not in it. 0: not measured.
+	CaddyCPUPerWrite time.Duration `json:",omitempty"`
 }
 
 // SyncResult is scenario 3.
@@ -165,6 +168,9 @@ type SyncResult struct {
 	Recorded                 int64
 	UsersDone                int  // users created before SyncLimit
 	Projected                bool // Wall and UsersWall are projected from UsersDone
+	// CaddyCPUPerUser is Caddy's CPU time during the user creates divided by the users
+	// done; 0: not measured.
+	CaddyCPUPerUser time.Duration `json:",omitempty"`
 }
 
 // ReviewResult is scenario 4 on one store.
@@ -551,11 +557,15 @@ func (rep *Report) ingest(p func(string, ...any)) {
 	}
 	p("## 2. Preview ingest")
 	p("")
-	p("| store | concurrency | recorded writes/s | p50 | p99 | writes | store grew by |")
-	p("|---|---|---|---|---|---|---|")
+	p("| store | concurrency | recorded writes/s | p50 | p99 | writes | store grew by | Caddy CPU per write |")
+	p("|---|---|---|---|---|---|---|---|")
 	for _, in := range rep.Ingest {
-		p("| %s | %d | %.0f | %s | %s | %d | %d |", in.Store, in.Concurrency, in.Stats.RPS, ms(in.Stats.P50), ms(in.Stats.P99), in.Stats.Requests, in.Recorded)
+		p("| %s | %d | %.0f | %s | %s | %d | %d | %s |", in.Store, in.Concurrency, in.Stats.RPS, ms(in.Stats.P50), ms(in.Stats.P99), in.Stats.Requests, in.Recorded, cpuPer(in.CaddyCPUPerWrite))
 	}
+	p("")
+	p("Caddy's CPU per write is its user and system time during the load (from /proc) divided by")
+	p("the writes it answered; PostgreSQL's server processes are not in it. A rate follows the")
+	p("machine's speed and what shares its cores; the CPU per write is the module's cost.")
 	p("")
 }
 
@@ -565,19 +575,27 @@ func (rep *Report) sync(p func(string, ...any)) {
 	}
 	p("## 3. Initial sync")
 	p("")
-	p("| store | users (done) | groups × members | wall | of which users | users/s | Caddy peak RSS | store size | records |")
-	p("|---|---|---|---|---|---|---|---|---|")
+	p("| store | users (done) | groups × members | wall | of which users | users/s | Caddy CPU per user | Caddy peak RSS | store size | records |")
+	p("|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range rep.Sync {
 		proj := ""
 		if s.Projected {
 			proj = " (projected)"
 		}
-		p("| %s | %d (%d) | %d × %d | %.1f s%s | %.1f s | %.0f | %d MiB | %d MiB | %d |", s.Store, s.Users, s.UsersDone, s.Groups, s.GroupSize,
-			s.Wall.Seconds(), proj, s.UsersWall.Seconds(), float64(s.Users)/s.UsersWall.Seconds(), s.PeakRSS>>20, s.StoreBytes>>20, s.Recorded)
+		p("| %s | %d (%d) | %d × %d | %.1f s%s | %.1f s | %.0f | %s | %d MiB | %d MiB | %d |", s.Store, s.Users, s.UsersDone, s.Groups, s.GroupSize,
+			s.Wall.Seconds(), proj, s.UsersWall.Seconds(), float64(s.Users)/s.UsersWall.Seconds(), cpuPer(s.CaddyCPUPerUser), s.PeakRSS>>20, s.StoreBytes>>20, s.Recorded)
 	}
 	p("")
 	p("Peak RSS and store size are those reached by the users done (all of them unless projected).")
 	p("")
+}
+
+// cpuPer formats a CPU time per request in microseconds; "—" when not measured.
+func cpuPer(d time.Duration) string {
+	if d <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f µs", d.Seconds()*1e6)
 }
 
 func (rep *Report) review(p func(string, ...any)) {

@@ -414,15 +414,22 @@ func (r *Runner) RunIngest(ctx context.Context) error {
 					_ = p.Profile(ctx, int(max(c.IngestDuration/time.Second, 1)), filepath.Join(c.WorkDir, name+".cpu.pprof"))
 				}()
 			}
+			cpu0, errCPU0 := p.CPUTime()
 			out := Load{Base: p.URL, Concurrency: conc, Duration: c.IngestDuration, Gen: r.ingestMix(), Check: recorded}.Run(ctx)
+			cpu1, errCPU1 := p.CPUTime()
 			after, err := pending(ctx, p)
 			if err != nil {
 				return err
 			}
 			res := IngestResult{Store: kind, Concurrency: conc, Stats: statsOf(out), Recorded: after - before}
 			res.Stats.RPS = float64(out.Requests-out.Errors) / out.Elapsed.Seconds()
+			if err := errors.Join(errCPU0, errCPU1); err != nil {
+				r.note("ingest %s c=%d: Caddy's CPU not measured: %v", kind, conc, err)
+			} else if done := out.Requests - out.Errors; done > 0 {
+				res.CaddyCPUPerWrite = (cpu1 - cpu0) / time.Duration(done)
+			}
 			r.Report.Ingest = append(r.Report.Ingest, res)
-			r.logf("ingest %s c=%d: %d writes, %.0f recorded/s, p50 %s p99 %s, store +%d", kind, conc, out.Requests, res.Stats.RPS, res.Stats.P50, res.Stats.P99, res.Recorded)
+			r.logf("ingest %s c=%d: %d writes, %.0f recorded/s, p50 %s p99 %s, store +%d, Caddy CPU per write %s", kind, conc, out.Requests, res.Stats.RPS, res.Stats.P50, res.Stats.P99, res.Recorded, cpuPer(res.CaddyCPUPerWrite))
 			if out.Errors > 0 {
 				r.note("ingest %s c=%d: %d errors, first: %s", kind, conc, out.Errors, out.FirstErr)
 			}
@@ -451,10 +458,12 @@ func (r *Runner) RunSync(ctx context.Context) error {
 		defer p.Stop()
 		base := int(r.seq.Add(int64(c.SyncUsers))) - c.SyncUsers
 		began := time.Now()
+		cpu0, errCPU0 := p.CPUTime()
 		users := Load{Base: p.URL, Concurrency: c.SyncConcurrency, Total: c.SyncUsers, Duration: c.SyncLimit, Check: recorded, Gen: func(i int) Req {
 			return Req{Method: http.MethodPost, Path: "/scim/v2/Users", Body: []byte(UserBody(base + i))}
 		}}.Run(ctx)
 		usersTook := time.Since(began)
+		cpu1, errCPU1 := p.CPUTime()
 		var groups Result
 		if c.SyncGroups > 0 { // a Load of Total 0 has no limit
 			groups = Load{Base: p.URL, Concurrency: min(c.SyncConcurrency, c.SyncGroups), Total: c.SyncGroups, Check: recorded, Gen: func(i int) Req {
@@ -465,6 +474,11 @@ func (r *Runner) RunSync(ctx context.Context) error {
 		res := SyncResult{Store: kind, Users: c.SyncUsers, Groups: c.SyncGroups, GroupSize: c.SyncGroupSize,
 			Concurrency: c.SyncConcurrency, Wall: wall, UsersWall: usersTook, UserStats: statsOf(users), GroupStats: statsOf(groups),
 			UsersDone: int(users.Requests - users.Errors)}
+		if err := errors.Join(errCPU0, errCPU1); err != nil {
+			r.note("sync on %s: Caddy's CPU not measured: %v", kind, err)
+		} else if res.UsersDone > 0 {
+			res.CaddyCPUPerUser = (cpu1 - cpu0) / time.Duration(res.UsersDone)
+		}
 		if res.UsersDone < c.SyncUsers {
 			// Cut short by SyncLimit: project the users' part from the rate reached.
 			res.Projected = true
@@ -482,9 +496,9 @@ func (r *Runner) RunSync(ctx context.Context) error {
 			return err
 		}
 		r.Report.Sync = append(r.Report.Sync, res)
-		r.logf("sync %s: %d users + %d groups of %d in %s (users %s), peak RSS %d MiB, store %d MiB, recorded %d",
+		r.logf("sync %s: %d users + %d groups of %d in %s (users %s, Caddy CPU per user %s), peak RSS %d MiB, store %d MiB, recorded %d",
 			kind, c.SyncUsers, c.SyncGroups, c.SyncGroupSize, wall.Round(time.Millisecond), usersTook.Round(time.Millisecond),
-			res.PeakRSS>>20, res.StoreBytes>>20, res.Recorded)
+			cpuPer(res.CaddyCPUPerUser), res.PeakRSS>>20, res.StoreBytes>>20, res.Recorded)
 		for _, l := range []Result{users, groups} {
 			if l.Errors > 0 {
 				r.note("sync %s: %d errors, first: %s", kind, l.Errors, l.FirstErr)

@@ -87,17 +87,22 @@ func TestSmoke(t *testing.T) {
 	if want := stores * len(cfg.IngestConcurrency); len(rep.Ingest) != want {
 		t.Errorf("ingest: %d results, want %d", len(rep.Ingest), want)
 	}
+	var ingestCPU time.Duration
 	for _, in := range rep.Ingest {
 		if in.Stats.Requests == 0 || in.Stats.Errors != 0 || in.Recorded != in.Stats.Requests {
 			t.Errorf("ingest %s c=%d: %+v", in.Store, in.Concurrency, in)
 		}
+		ingestCPU += in.CaddyCPUPerWrite
+	}
+	if ingestCPU <= 0 { // a single short run may fall within one 10 ms tick; all of them cannot
+		t.Errorf("ingest: no run measured Caddy's CPU per write")
 	}
 
 	if len(rep.Sync) != 1 {
 		t.Fatalf("sync: %+v", rep.Sync)
 	}
 	s := rep.Sync[0]
-	if s.Recorded != int64(cfg.SyncUsers+cfg.SyncGroups) || s.UserStats.Errors+s.GroupStats.Errors != 0 || s.PeakRSS == 0 || s.StoreBytes == 0 {
+	if s.Recorded != int64(cfg.SyncUsers+cfg.SyncGroups) || s.UserStats.Errors+s.GroupStats.Errors != 0 || s.PeakRSS == 0 || s.StoreBytes == 0 || s.CaddyCPUPerUser <= 0 {
 		t.Errorf("sync: %+v", s)
 	}
 
