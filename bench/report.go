@@ -565,7 +565,8 @@ func (rep *Report) ingest(p func(string, ...any)) {
 	p("")
 	p("Caddy's CPU per write is its user and system time during the load (from /proc) divided by")
 	p("the writes it answered; PostgreSQL's server processes are not in it. A rate follows the")
-	p("machine's speed and what shares its cores; the CPU per write is the module's cost.")
+	p("machine's speed and what shares its cores, the CPU per write only the speed (and it falls")
+	p("with concurrency, as a group commit holds more writes).")
 	p("")
 }
 
