@@ -140,6 +140,19 @@ func (c *Caddy) CPUTime() (time.Duration, error) {
 	return procCPUTime(c.Pid())
 }
 
+// CPUMeter starts measuring Caddy's CPU time; the function it returns gives the CPU time
+// used since, divided by n operations (0 when n ≤ 0).
+func (c *Caddy) CPUMeter() func(n int64) (time.Duration, error) {
+	before, errBefore := c.CPUTime()
+	return func(n int64) (time.Duration, error) {
+		after, err := c.CPUTime()
+		if err := errors.Join(errBefore, err); err != nil || n <= 0 {
+			return 0, err
+		}
+		return (after - before) / time.Duration(n), nil
+	}
+}
+
 // procCPUTime reads utime + stime from /proc/<pid>/stat (fields 14 and 15; the command name
 // before them, in parentheses, may hold spaces).
 func procCPUTime(pid int) (time.Duration, error) {

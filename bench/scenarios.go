@@ -162,8 +162,7 @@ func (r *Runner) RunLive(ctx context.Context) error {
 	r.logf("live: warming up both (%s each)", warm)
 	run(a, warm)
 	run(b, warm)
-	cpuA0, errA := a.CPUTime()
-	cpuB0, errB := b.CPUTime()
+	cpuA, cpuB := a.CPUMeter(), b.CPUMeter()
 	var reqA, reqB int64
 	for round := 0; round < c.LiveRounds; round++ {
 		var ra, rb RunStats
@@ -181,12 +180,12 @@ func (r *Runner) RunLive(ctx context.Context) error {
 		return err
 	}
 	res.summarize()
-	cpuA1, errA1 := a.CPUTime()
-	cpuB1, errB1 := b.CPUTime()
-	if err := errors.Join(errA, errB, errA1, errB1); err != nil {
+	var errA, errB error
+	res.CPUPerRequestA, errA = cpuA(reqA)
+	res.CPUPerRequestB, errB = cpuB(reqB)
+	if err := errors.Join(errA, errB); err != nil {
 		r.note("live: CPU per request not measured: %v", err)
-	} else if reqA > 0 && reqB > 0 {
-		res.CPUPerRequestA, res.CPUPerRequestB = (cpuA1-cpuA0)/time.Duration(reqA), (cpuB1-cpuB0)/time.Duration(reqB)
+	} else {
 		r.logf("live: CPU per request over the closed-loop rounds: a %s, b %s", res.CPUPerRequestA, res.CPUPerRequestB)
 	}
 	if c.LiveRateRounds > 0 {
@@ -414,19 +413,18 @@ func (r *Runner) RunIngest(ctx context.Context) error {
 					_ = p.Profile(ctx, int(max(c.IngestDuration/time.Second, 1)), filepath.Join(c.WorkDir, name+".cpu.pprof"))
 				}()
 			}
-			cpu0, errCPU0 := p.CPUTime()
+			cpu := p.CPUMeter()
 			out := Load{Base: p.URL, Concurrency: conc, Duration: c.IngestDuration, Gen: r.ingestMix(), Check: recorded}.Run(ctx)
-			cpu1, errCPU1 := p.CPUTime()
+			cpuPerWrite, errCPU := cpu(out.Requests - out.Errors)
 			after, err := pending(ctx, p)
 			if err != nil {
 				return err
 			}
 			res := IngestResult{Store: kind, Concurrency: conc, Stats: statsOf(out), Recorded: after - before}
 			res.Stats.RPS = float64(out.Requests-out.Errors) / out.Elapsed.Seconds()
-			if err := errors.Join(errCPU0, errCPU1); err != nil {
-				r.note("ingest %s c=%d: Caddy's CPU not measured: %v", kind, conc, err)
-			} else if done := out.Requests - out.Errors; done > 0 {
-				res.CaddyCPUPerWrite = (cpu1 - cpu0) / time.Duration(done)
+			res.CaddyCPUPerWrite = cpuPerWrite
+			if errCPU != nil {
+				r.note("ingest %s c=%d: Caddy's CPU not measured: %v", kind, conc, errCPU)
 			}
 			r.Report.Ingest = append(r.Report.Ingest, res)
 			r.logf("ingest %s c=%d: %d writes, %.0f recorded/s, p50 %s p99 %s, store +%d, Caddy CPU per write %s", kind, conc, out.Requests, res.Stats.RPS, res.Stats.P50, res.Stats.P99, res.Recorded, cpuPer(res.CaddyCPUPerWrite))
@@ -458,12 +456,12 @@ func (r *Runner) RunSync(ctx context.Context) error {
 		defer p.Stop()
 		base := int(r.seq.Add(int64(c.SyncUsers))) - c.SyncUsers
 		began := time.Now()
-		cpu0, errCPU0 := p.CPUTime()
+		cpu := p.CPUMeter()
 		users := Load{Base: p.URL, Concurrency: c.SyncConcurrency, Total: c.SyncUsers, Duration: c.SyncLimit, Check: recorded, Gen: func(i int) Req {
 			return Req{Method: http.MethodPost, Path: "/scim/v2/Users", Body: []byte(UserBody(base + i))}
 		}}.Run(ctx)
 		usersTook := time.Since(began)
-		cpu1, errCPU1 := p.CPUTime()
+		cpuPerUser, errCPU := cpu(users.Requests - users.Errors)
 		var groups Result
 		if c.SyncGroups > 0 { // a Load of Total 0 has no limit
 			groups = Load{Base: p.URL, Concurrency: min(c.SyncConcurrency, c.SyncGroups), Total: c.SyncGroups, Check: recorded, Gen: func(i int) Req {
@@ -473,11 +471,9 @@ func (r *Runner) RunSync(ctx context.Context) error {
 		wall := time.Since(began)
 		res := SyncResult{Store: kind, Users: c.SyncUsers, Groups: c.SyncGroups, GroupSize: c.SyncGroupSize,
 			Concurrency: c.SyncConcurrency, Wall: wall, UsersWall: usersTook, UserStats: statsOf(users), GroupStats: statsOf(groups),
-			UsersDone: int(users.Requests - users.Errors)}
-		if err := errors.Join(errCPU0, errCPU1); err != nil {
-			r.note("sync on %s: Caddy's CPU not measured: %v", kind, err)
-		} else if res.UsersDone > 0 {
-			res.CaddyCPUPerUser = (cpu1 - cpu0) / time.Duration(res.UsersDone)
+			UsersDone: int(users.Requests - users.Errors), CaddyCPUPerUser: cpuPerUser}
+		if errCPU != nil {
+			r.note("sync on %s: Caddy's CPU not measured: %v", kind, errCPU)
 		}
 		if res.UsersDone < c.SyncUsers {
 			// Cut short by SyncLimit: project the users' part from the rate reached.

@@ -25,8 +25,8 @@ type Change struct {
 
 // encodeChanges is json.Marshal of cs, byte for byte, for the changes Diff makes (their
 // Old and New are compact JSON, which Marshal would only HTML-escape); nil for none.
-// Marshal took ~2.5% of a recorded create's CPU in an initial sync's profile, most of it
-// compacting and checking Old and New again (bench/NOTES.md, eighth round).
+// Marshal took ~2.5% of a recorded create's CPU in an initial sync's profile, about half of
+// it compacting and checking Old and New again (bench/NOTES.md, eighth round).
 func encodeChanges(cs []Change) json.RawMessage {
 	if len(cs) == 0 {
 		return nil
@@ -65,11 +65,9 @@ func encodeChanges(cs []Change) json.RawMessage {
 // appendHTMLSafeString appends s as json.Marshal writes a string: as it is when it is
 // printable ASCII without a quote, backslash or HTML-special character, else by Marshal.
 func appendHTMLSafeString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(dst, q...)
-		}
+	if !plainJSONString(s, true) {
+		q, _ := json.Marshal(s) // a string always marshals
+		return append(dst, q...)
 	}
 	dst = append(dst, '"')
 	dst = append(dst, s...)

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/scim-shadow/caddy-scim-shadow/rules"
 	"github.com/tidwall/gjson"
@@ -285,21 +284,11 @@ func (e *Engine) record(w http.ResponseWriter, r *http.Request, next http.Handle
 	}
 	// Neither the prediction nor the commit depends on the client staying: an aborted
 	// request that reached this point is still recorded, so the retry finds it.
-	pctx, pcancel := context.WithTimeout(context.WithoutCancel(r.Context()), DefaultPredictTimeout)
-	pr := e.predict(pctx, r, next, d, effective)
-	pcancel()
-	d.Findings = append(d.Findings, pr.findings...)
 	rec := e.newRecord(r, d, original, effective)
-	rec.Live, rec.Projected = RedactBody(pr.live), RedactBody(pr.projected)
-	rec.Changes, rec.Subjects, rec.Deprovision = encodeChanges(pr.changes), pr.subjects, pr.deprovision
-	if rec.Key == "" && len(pr.subjects) > 0 {
-		rec.Key = pr.subjects[0].Key // the target's key as the backend has it
-	}
-	for _, f := range d.Findings {
-		if f.Severity == rules.SeverityError {
-			rec.Errors++
-		}
-	}
+	pctx, pcancel := context.WithTimeout(context.WithoutCancel(r.Context()), DefaultPredictTimeout)
+	pr := e.predict(pctx, r, next, d, effective, rec.Key)
+	pcancel()
+	fillRecord(rec, d, &pr)
 	timeout := e.StoreTimeout
 	if timeout <= 0 {
 		timeout = DefaultStoreTimeout
@@ -323,7 +312,8 @@ func (e *Engine) record(w http.ResponseWriter, r *http.Request, next http.Handle
 		saved.ID, saved.Attempts, d.Connection))
 }
 
-// newRecord builds the redacted record of a preview write.
+// newRecord builds the redacted record of a write, without its findings and prediction
+// (fillRecord adds them).
 func (e *Engine) newRecord(r *http.Request, d *Decision, original, effective []byte) *Record {
 	now := e.now()
 	rec := &Record{
@@ -340,9 +330,6 @@ func (e *Engine) newRecord(r *http.Request, d *Decision, original, effective []b
 		Status:       StatusPending,
 		Original:     e.storedRequest(r, original),
 		Effective:    e.storedRequest(r, effective),
-	}
-	if len(d.Findings) > 0 {
-		rec.Findings = mustJSON(d.Findings)
 	}
 	h := sha256.New()
 	for _, part := range []string{rec.Connection, rec.Method, rec.Effective.URL, string(rec.Effective.Body), rec.Effective.Text} {
@@ -541,7 +528,7 @@ func resourceKey(t Target, body []byte) string {
 	var vals [len(names)]string
 	var seen [len(names)]bool
 	// The walk reads body in place; the key it returns is cloned.
-	gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))).ForEach(func(k, v gjson.Result) bool {
+	gjson.Parse(stringView(body)).ForEach(func(k, v gjson.Result) bool {
 		if v.Type != gjson.String {
 			return true
 		}

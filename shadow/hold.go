@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/scim-shadow/caddy-scim-shadow/rules"
 )
 
 // HoldOp is an operation a hold policy holds in live mode.
@@ -169,7 +171,7 @@ func (e *Engine) holdWrite(w http.ResponseWriter, r *http.Request, next http.Han
 	}
 
 	pctx, pcancel := context.WithTimeout(context.WithoutCancel(r.Context()), DefaultPredictTimeout)
-	pr := e.predict(pctx, r, next, d, effective)
+	pr := e.predict(pctx, r, next, d, effective, rec.Key)
 	pcancel()
 	reason := e.Holds.policyReason(d.Target, &pr)
 	if reason == "" {
@@ -186,7 +188,8 @@ func (e *Engine) holdWrite(w http.ResponseWriter, r *http.Request, next http.Han
 	return true
 }
 
-// fillRecord puts a prediction's findings, states, diff and subjects into rec.
+// fillRecord puts the decision's findings with the prediction's, and the prediction's
+// states, diff and subjects into rec (made by newRecord).
 func fillRecord(rec *Record, d *Decision, pr *prediction) {
 	d.Findings = append(d.Findings, pr.findings...)
 	if len(d.Findings) > 0 {
@@ -195,11 +198,11 @@ func fillRecord(rec *Record, d *Decision, pr *prediction) {
 	rec.Live, rec.Projected = RedactBody(pr.live), RedactBody(pr.projected)
 	rec.Changes, rec.Subjects, rec.Deprovision = encodeChanges(pr.changes), pr.subjects, pr.deprovision
 	if rec.Key == "" && len(pr.subjects) > 0 {
-		rec.Key = pr.subjects[0].Key
+		rec.Key = pr.subjects[0].Key // the target's key as the backend has it
 	}
 	rec.Errors = 0
 	for _, f := range d.Findings {
-		if f.Severity == "error" {
+		if f.Severity == rules.SeverityError {
 			rec.Errors++
 		}
 	}

@@ -2,6 +2,7 @@ package shadow
 
 import (
 	"encoding/json"
+	"unsafe"
 
 	"github.com/tidwall/sjson"
 )
@@ -19,3 +20,7 @@ func mustJSON(v any) json.RawMessage {
 func setRaw(body []byte, path string, raw []byte) ([]byte, error) {
 	return sjson.SetRawBytesOptions(body, path, raw, &sjson.Options{Optimistic: false})
 }
+
+// stringView is b as a string without a copy, for reading JSON with gjson: valid only while
+// b is not modified, so nothing taken from it may be kept without a copy.
+func stringView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

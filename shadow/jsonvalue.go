@@ -193,13 +193,26 @@ func appendJSONTree(dst []byte, v any) ([]byte, bool) {
 // appendJSONString appends s quoted: directly when it is plain printable ASCII without a
 // quote or backslash, else as encoding/json writes it.
 func appendJSONString(dst []byte, s string) ([]byte, bool) {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
-			out, err := encodeJSONLibrary(s)
-			return append(dst, out...), err == nil
-		}
+	if !plainJSONString(s, false) {
+		out, err := encodeJSONLibrary(s)
+		return append(dst, out...), err == nil
 	}
 	dst = append(dst, '"')
 	dst = append(dst, s...)
 	return append(dst, '"'), true
+}
+
+// plainJSONString reports whether s is written in JSON as it is, between quotes: printable
+// ASCII without a quote or backslash, and, when html, without <, > or & (which
+// json.Marshal escapes).
+func plainJSONString(s string, html bool) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f || c == '"' || c == '\\':
+			return false
+		case html && (c == '<' || c == '>' || c == '&'):
+			return false
+		}
+	}
+	return true
 }

@@ -56,7 +56,7 @@ func (p *predictor) get(path, rawQuery string) (int, []byte, error) {
 
 // predict computes the live state, projected state, diff and predicted errors of a
 // preview write. It never fails: what it cannot know it reports as a finding.
-func (e *Engine) predict(ctx context.Context, r *http.Request, next http.Handler, d *Decision, effective []byte) prediction {
+func (e *Engine) predict(ctx context.Context, r *http.Request, next http.Handler, d *Decision, effective []byte, key string) prediction {
 	t := d.Target
 	var pr prediction
 	if t.Op == OpBulk || t.ResourceType == "" {
@@ -68,7 +68,6 @@ func (e *Engine) predict(ctx context.Context, r *http.Request, next http.Handler
 	}
 	p := &predictor{e: e, r: r, next: next, ctx: ctx, d: d}
 	kind := subjectKind(t.ResourceType)
-	key := resourceKey(t, effective)
 	target := Subject{Kind: kind, ID: t.ID, Key: key}
 
 	// The live state: the previous pending record's projection, else the backend's.

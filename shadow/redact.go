@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net/http"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -54,20 +53,21 @@ func RedactBody(body []byte) []byte {
 	if len(body) == 0 || !gjson.ValidBytes(body) {
 		return body
 	}
-	return redactValidBody(body)
+	out, _ := redactValidBody(body)
+	return out
 }
 
-// redactValidBody is RedactBody of a body already known to be valid JSON: body itself when
-// it has nothing to redact, else a new slice.
-func redactValidBody(body []byte) []byte {
+// redactValidBody is RedactBody of a body already known to be valid JSON. walked reports
+// whether out is a new slice; when not, out is body itself (nothing to redact).
+func redactValidBody(body []byte) (out []byte, walked bool) {
 	// A key or path may spell the word with JSON escapes ("pass\u0077ord"), so a body with
 	// any backslash is walked too; the walk compares decoded keys.
 	if !rules.MayContainFold(body, "password") && bytes.IndexByte(body, '\\') < 0 {
-		return body
+		return body, false
 	}
-	out := make([]byte, 0, len(body))
+	out = make([]byte, 0, len(body))
 	// The walk copies every part it keeps into out, so it may read body in place.
-	return appendRedacted(out, gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))))
+	return appendRedacted(out, gjson.Parse(stringView(body))), true
 }
 
 // appendRedacted appends v to out with every password value replaced.

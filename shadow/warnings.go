@@ -501,7 +501,8 @@ func storedRequestOf(method, uri string, header map[string][]string, body []byte
 	switch {
 	case len(body) == 0:
 	case gjson.ValidBytes(body):
-		if sr.Body = redactValidBody(body); len(sr.Body) > 0 && &sr.Body[0] == &body[0] {
+		var walked bool
+		if sr.Body, walked = redactValidBody(body); !walked {
 			sr.Body = bytes.Clone(body) // nothing to redact: a copy the caller's buffer cannot change
 		}
 	default:
