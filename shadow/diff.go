@@ -126,10 +126,43 @@ func diffTrees(a, b map[string]any) []Change {
 	dropPasswords(a) // at any depth: a diff is stored and shown
 	dropPasswords(b)
 	group := modelOf(a, b).group
-	n := max(len(a), len(b)) // about one change per attribute for a create
+	n := max(len(a), len(b)) // an update changes a few attributes at most
+	if len(a) == 0 {
+		n = createChanges(b)
+	}
 	d := changeLister{out: make([]keyedChange, 0, n)}
 	d.object(a, b, group)
 	return d.sorted()
+}
+
+// createChanges is about the number of changes of a create of b, which lists every
+// sub-attribute and element (the changes' slice, grown from the attribute count, was a
+// tenth of the bytes a recorded create allocated).
+func createChanges(b map[string]any) int {
+	n := 0
+	for _, v := range b {
+		n += valueCount(v, 2)
+	}
+	return n
+}
+
+// valueCount counts the changes of adding v: an object's members' (depth levels down),
+// an array's elements (one change each), 1 for a scalar or below depth.
+func valueCount(v any, depth int) int {
+	switch vv := v.(type) {
+	case map[string]any:
+		if depth == 0 {
+			return 1
+		}
+		n := 0
+		for _, m := range vv {
+			n += valueCount(m, depth-1)
+		}
+		return n
+	case []any:
+		return len(vv)
+	}
+	return 1
 }
 
 // changeLister collects the changes of a diff.
@@ -533,7 +566,7 @@ func sameJSONValue(a, b any) bool {
 
 // canonicalJSONValue is v as compact JSON with sorted keys and without HTML escaping.
 func canonicalJSONValue(v any) json.RawMessage {
-	raw, err := encodeJSONCompact(v)
+	raw, err := encodeJSONCompact(v, 0)
 	if err != nil {
 		return json.RawMessage("null")
 	}

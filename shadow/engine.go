@@ -331,13 +331,26 @@ func (e *Engine) newRecord(r *http.Request, d *Decision, original, effective []b
 		Original:     e.storedRequest(r, original),
 		Effective:    e.storedRequest(r, effective),
 	}
-	h := sha256.New()
-	for _, part := range []string{rec.Connection, rec.Method, rec.Effective.URL, string(rec.Effective.Body), rec.Effective.Text} {
-		h.Write([]byte(part))
-		h.Write([]byte{0})
-	}
-	rec.DedupeHash = hex.EncodeToString(h.Sum(nil))
+	rec.DedupeHash = dedupeHash(rec.Connection, rec.Method, rec.Effective.URL, rec.Effective.Body, rec.Effective.Text)
 	return rec
+}
+
+// dedupeHash is the hex SHA-256 of a write's connection, method, URL, body and text, each
+// followed by a NUL byte: retries of one write have the same. The body is hashed as it
+// is, not copied into a string first (it is most of the bytes).
+func dedupeHash(connection, method, url string, body []byte, text string) string {
+	h := sha256.New()
+	nul := []byte{0}
+	for _, part := range [...]string{connection, method, url} {
+		_, _ = io.WriteString(h, part)
+		h.Write(nul)
+	}
+	h.Write(body)
+	h.Write(nul)
+	_, _ = io.WriteString(h, text)
+	h.Write(nul)
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0]))
 }
 
 // storedRequest is the redacted form of r with the given body.

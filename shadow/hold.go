@@ -195,8 +195,12 @@ func fillRecord(rec *Record, d *Decision, pr *prediction) {
 	if len(d.Findings) > 0 {
 		rec.Findings = mustJSON(d.Findings)
 	}
-	rec.Live, rec.Projected = RedactBody(pr.live), RedactBody(pr.projected)
+	rec.Live = RedactBody(pr.live)
+	// The projection, the changes and the findings were encoded here, from values: valid
+	// JSON (FuzzAppendJSONTree, FuzzEncodeChanges), which SaveRecord need not check.
+	rec.Projected, _ = redactValidBody(pr.projected)
 	rec.Changes, rec.Subjects, rec.Deprovision = encodeChanges(pr.changes), pr.subjects, pr.deprovision
+	rec.docsValid = true
 	if rec.Key == "" && len(pr.subjects) > 0 {
 		rec.Key = pr.subjects[0].Key // the target's key as the backend has it
 	}

@@ -117,9 +117,10 @@ func hasSurrogateEscape(raw []byte) bool {
 }
 
 // encodeJSONCompact marshals without HTML escaping (as the backend answers) and without the
-// encoder's trailing newline.
-func encodeJSONCompact(v any) ([]byte, error) {
-	if out, ok := appendJSONTree(nil, v); ok {
+// encoder's trailing newline, into a buffer of capacity size to begin with (the expected
+// length; 0 lets it grow from nothing).
+func encodeJSONCompact(v any, size int) ([]byte, error) {
+	if out, ok := appendJSONTree(make([]byte, 0, size), v); ok {
 		return out, nil
 	}
 	return encodeJSONLibrary(v)

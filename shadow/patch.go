@@ -1915,6 +1915,10 @@ func checkResourceConstraints(m *resourceModel, out, current map[string]any) *Pa
 	return nil
 }
 
+// projectionSize is the buffer render starts with: a provisioned user is ~1–3 KB, so a
+// buffer grown from nothing was copied ~9 times on the way.
+const projectionSize = 2048
+
 // render turns the canonical attributes into the resource the backend would return: id,
 // meta and a user's groups from current, schemas computed, member and manager references
 // filled in where the backend computes them, and no password (extra is merged in last).
@@ -1954,7 +1958,7 @@ func (m *resourceModel) render(out, current, extra map[string]any) ([]byte, erro
 	for k, v := range extra {
 		res[k] = v
 	}
-	return encodeJSONCompact(res)
+	return encodeJSONCompact(res, projectionSize)
 }
 
 // dropPasswords removes every attribute named password (any case, at any depth: the core

@@ -56,6 +56,9 @@ type StoredRequest struct {
 	Header map[string][]string `json:"header,omitempty"`
 	Body   json.RawMessage     `json:"body,omitempty"` // JSON bodies as JSON
 	Text   string              `json:"text,omitempty"` // a body that is not JSON, as text
+	// bodyValid says Body is valid UTF-8 JSON already (storedRequestOf checked it), so
+	// that SaveRecord does not check it again.
+	bodyValid bool
 }
 
 // Record is one recorded write.
@@ -96,6 +99,9 @@ type Record struct {
 	// forwarded after approval (status forwarded or failed); 0 and "" before.
 	BackendStatus int    `json:"backend_status,omitempty"`
 	BackendError  string `json:"backend_error,omitempty"`
+	// docsValid says Changes, Findings and Projected are valid UTF-8 JSON already (the
+	// engine encoded them, fillRecord), so that SaveRecord does not check them again.
+	docsValid bool
 }
 
 // Subject is one resource a recorded write touches.

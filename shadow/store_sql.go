@@ -461,16 +461,16 @@ func (c *sqlCore) recordArgs(rec *Record) ([]any, error) {
 	if docs[docEffective], err = encodeStoredRequest(rec.Effective); err != nil {
 		return nil, fmt.Errorf("encoding effective request: %w", err)
 	}
-	if docs[docChanges], err = jsonArg(rec.Changes); err != nil {
+	if docs[docChanges], err = jsonArg(rec.Changes, rec.docsValid); err != nil {
 		return nil, fmt.Errorf("changes: %w", err)
 	}
-	if docs[docFindings], err = jsonArg(rec.Findings); err != nil {
+	if docs[docFindings], err = jsonArg(rec.Findings, rec.docsValid); err != nil {
 		return nil, fmt.Errorf("findings: %w", err)
 	}
-	if docs[docLive], err = jsonArg(rec.Live); err != nil {
+	if docs[docLive], err = jsonArg(rec.Live, false); err != nil {
 		return nil, fmt.Errorf("live: %w", err)
 	}
-	if docs[docProjected], err = jsonArg(rec.Projected); err != nil {
+	if docs[docProjected], err = jsonArg(rec.Projected, rec.docsValid); err != nil {
 		return nil, fmt.Errorf("projected: %w", err)
 	}
 	return []any{
@@ -931,7 +931,7 @@ func identityText(s string) string {
 func encodeStoredRequest(sr StoredRequest) ([]byte, error) {
 	body := sr.Body
 	sr.Body = nil
-	if len(body) > 0 && !validJSON(body) {
+	if len(body) > 0 && !sr.bodyValid && !validJSON(body) {
 		if sr.Text == "" {
 			sr.Text = strings.ToValidUTF8(string(body), "\uFFFD")
 		}
@@ -949,13 +949,14 @@ func encodeStoredRequest(sr StoredRequest) ([]byte, error) {
 	return out, nil
 }
 
-// jsonArg is an optional JSON document as stored: nil (NULL) when empty or JSON null.
-func jsonArg(raw json.RawMessage) ([]byte, error) {
+// jsonArg is an optional JSON document as stored: nil (NULL) when empty or JSON null. It
+// must be valid UTF-8 JSON, which is checked unless the caller knows it is (valid).
+func jsonArg(raw json.RawMessage, valid bool) ([]byte, error) {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || string(trimmed) == "null" {
 		return nil, nil
 	}
-	if !validJSON(trimmed) {
+	if !valid && !validJSON(trimmed) {
 		return nil, errors.New("not valid JSON")
 	}
 	return trimmed, nil

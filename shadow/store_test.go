@@ -2,7 +2,10 @@ package shadow
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -639,5 +642,60 @@ func TestPostgresAnalyzesANewStore(t *testing.T) {
 	// The id is an index condition, not a filter over the connection's records.
 	if !regexp.MustCompile(`Index Cond: \([^\n]*resource_id = `).MatchString(plan.String()) {
 		t.Errorf("PendingProjection after ANALYZE does not seek the id:\n%s", plan.String())
+	}
+}
+
+// A record that did not come from the engine has its documents checked: SaveRecord refuses
+// one that is not valid UTF-8 JSON, and keeps a request body that is not as text.
+func TestSaveRecordChecksDocuments(t *testing.T) {
+	s, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "d.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := Record{Connection: "c", Method: "POST", Path: "/Users", ResourceType: "User", Operation: "create"}
+	for name, doc := range map[string]json.RawMessage{
+		"changes":   json.RawMessage(`[{"op":"add"`),
+		"findings":  json.RawMessage("[\"\xff\"]"),
+		"projected": json.RawMessage(`{"userName":}`),
+	} {
+		rec := base
+		switch name {
+		case "changes":
+			rec.Changes = doc
+		case "findings":
+			rec.Findings = doc
+		case "projected":
+			rec.Projected = doc
+		}
+		if _, err := s.SaveRecord(t.Context(), &rec); err == nil || !strings.Contains(err.Error(), name+": not valid JSON") {
+			t.Errorf("SaveRecord with invalid %s: err = %v, want %q", name, err, name+": not valid JSON")
+		}
+	}
+	rec := base
+	rec.Original = StoredRequest{Method: "POST", URL: "/Users", Body: json.RawMessage("{\"userName\":\"\xff\"}")}
+	saved, err := s.SaveRecord(t.Context(), &rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Record(t.Context(), "c", saved.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Original.Body) != 0 || got.Original.Text != "{\"userName\":\"\uFFFD\"}" {
+		t.Errorf("a body that is not UTF-8 was stored as body %q, text %q; want it as text", got.Original.Body, got.Original.Text)
+	}
+}
+
+// The dedupe hash is stored with pending records, so a retry after an upgrade must hash
+// to the same value: SHA-256 of the parts, each followed by a NUL byte.
+func TestDedupeHash(t *testing.T) {
+	body := []byte(`{"userName":"bjensen"}`)
+	sum := sha256.Sum256([]byte("okta\x00POST\x00/scim/v2/Users\x00" + string(body) + "\x00\x00"))
+	if got, want := dedupeHash("okta", "POST", "/scim/v2/Users", body, ""), hex.EncodeToString(sum[:]); got != want {
+		t.Errorf("dedupeHash = %s, want %s", got, want)
+	}
+	if dedupeHash("okta", "POST", "/scim/v2/Users", body, "") == dedupeHash("okta", "POST", "/scim/v2/Users", nil, string(body)) {
+		t.Error("a body and the same bytes as text hash alike")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/scim-shadow/caddy-scim-shadow/rules"
 	"github.com/tidwall/gjson"
@@ -505,6 +506,7 @@ func storedRequestOf(method, uri string, header map[string][]string, body []byte
 		if sr.Body, walked = redactValidBody(body); !walked {
 			sr.Body = bytes.Clone(body) // nothing to redact: a copy the caller's buffer cannot change
 		}
+		sr.bodyValid = utf8.Valid(sr.Body) // gjson does not check UTF-8; the store needs it
 	default:
 		sr.Text = RedactText(strings.ToValidUTF8(string(body), "\uFFFD"))
 	}
