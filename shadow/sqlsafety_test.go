@@ -194,8 +194,8 @@ func TestSQLNotFormatted(t *testing.T) {
 var allowedSQLParts = map[string]bool{
 	"recordColumns": true, "documentColumns": true, "greatest": true, "kind": true, "p": true, "pt": true, "pk": true,
 	"param": true, "strconv.Itoa": true, "subjectFilter": true,
-	"resourceWhere": true, // one of three fixed conditions (store_resources.go)
-	"valuesSQL":     true, // numbered placeholders only (store_sql.go)
+	"resourceWhere": true,                   // one of three fixed conditions (store_resources.go)
+	"valuesList":    true, "c.values": true, // placeholders only (store_sql.go)
 }
 
 func hasSQLLiteral(e ast.Expr) bool {

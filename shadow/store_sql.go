@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -75,6 +76,10 @@ type sqlCore struct {
 	name     string // "sqlite store", "postgres store": the prefix of errors
 	db       sqlBackend
 	greatest string // the two-argument maximum function: "max" or "GREATEST"
+	// anonymousParams: the multi-row INSERTs use "?" parameters (SQLite), not "$N".
+	anonymousParams bool
+	valuesCache     sync.Map // valuesKey → string: values
+
 	// pendingErrorsIndex follows "FROM records m" where a query must read the pending
 	// records with errors through records_pending_errors (migration 008): SQLite, which
 	// has no statistics, prefers records_connection_status_flags and reads every row
@@ -145,7 +150,7 @@ func (c *sqlCore) saveRecordTx(ctx context.Context, tx sqlBackend, call *saveCal
 	for range 3 {
 		inserted, err := scanSaved(tx.writeRow(ctx, insertRecord, args...))
 		if err == nil {
-			if err := insertSubjects(ctx, tx, []recordSubjects{{inserted.ID, call.rec.Connection, call.subjects}}); err != nil {
+			if err := c.insertSubjects(ctx, tx, []recordSubjects{{inserted.ID, call.rec.Connection, call.subjects}}); err != nil {
 				return Record{}, fmt.Errorf("subjects: %w", err)
 			}
 			inserted.Subjects = call.subjects
@@ -206,7 +211,7 @@ func (c *sqlCore) saveRecordsTx(ctx context.Context, tx sqlBackend, calls []*sav
 			outs[i].Subjects = call.subjects
 		}
 	}
-	if err := insertSubjects(ctx, tx, subjects); err != nil {
+	if err := c.insertSubjects(ctx, tx, subjects); err != nil {
 		return nil, fmt.Errorf("subjects: %w", err)
 	}
 	for i, call := range calls {
@@ -232,7 +237,7 @@ func (c *sqlCore) insertRecords(ctx context.Context, tx sqlBackend, calls []*sav
 	for _, call := range calls {
 		args = append(args, call.args...)
 	}
-	rows, err := tx.query(ctx, insertRecordHead+valuesSQL(len(calls), recordArgCount)+insertRecordTail, args...)
+	rows, err := tx.query(ctx, insertRecordHead+c.values(len(calls), recordArgCount)+insertRecordTail, args...)
 	if err != nil {
 		return err
 	}
@@ -295,11 +300,11 @@ const recordArgCount = 24
 
 // insertRecord adds a row for the parameters of recordArgs, or none (no row returned)
 // when a pending record with the same connection and dedupe hash exists.
-var insertRecord = insertRecordHead + valuesSQL(1, recordArgCount) + insertRecordTail
+var insertRecord = insertRecordHead + valuesList(1, recordArgCount, false) + insertRecordTail
 
-// valuesSQL is the VALUES list of a multi-row INSERT: rows tuples of cols parameters,
-// numbered in order ("($1, $2), ($3, $4)").
-func valuesSQL(rows, cols int) string {
+// valuesList is the VALUES list of a multi-row INSERT: rows tuples of cols parameters,
+// numbered in order ("($1, $2), ($3, $4)"), or anonymous ("(?, ?), (?, ?)").
+func valuesList(rows, cols int, anonymous bool) string {
 	var sb strings.Builder
 	for r := range rows {
 		if r > 0 {
@@ -310,11 +315,33 @@ func valuesSQL(rows, cols int) string {
 			if c > 0 {
 				sb.WriteString(", ")
 			}
-			sb.WriteString("$" + strconv.Itoa(r*cols+c+1))
+			if anonymous {
+				sb.WriteByte('?')
+			} else {
+				sb.WriteString("$" + strconv.Itoa(r*cols+c+1))
+			}
 		}
 		sb.WriteByte(')')
 	}
 	return sb.String()
+}
+
+// valuesKey names a VALUES list of sqlCore.values.
+type valuesKey struct{ rows, cols int }
+
+// values is the VALUES list of a multi-row INSERT of this store, made once per shape:
+// numbered parameters, or on SQLite anonymous ones. SQLite looks a
+// numbered parameter's name up in a list for each one the driver binds (modernc's bind
+// asks every parameter's name), so a 128-record batch of 24 columns made ~4.7 million
+// comparisons; anonymous parameters have no name to look up.
+func (c *sqlCore) values(rows, cols int) string {
+	k := valuesKey{rows, cols}
+	if v, ok := c.valuesCache.Load(k); ok {
+		return v.(string)
+	}
+	v := valuesList(rows, cols, c.anonymousParams)
+	c.valuesCache.Store(k, v)
+	return v
 }
 
 // subjectRowsPerInsert bounds the rows of one INSERT into record_subjects (7 parameters
@@ -331,7 +358,7 @@ type recordSubjects struct {
 
 // insertSubjects stores the subjects of records, each record's in order, in as few
 // statements as chunks of at most subjectRowsPerInsert rows allow.
-func insertSubjects(ctx context.Context, tx sqlBackend, records []recordSubjects) error {
+func (c *sqlCore) insertSubjects(ctx context.Context, tx sqlBackend, records []recordSubjects) error {
 	type row struct {
 		rec *recordSubjects
 		pos int
@@ -354,7 +381,7 @@ func insertSubjects(ctx context.Context, tx sqlBackend, records []recordSubjects
 			args = append(args, r.rec.recordID, int64(r.pos), sqlText(r.rec.connection), s.Kind, s.ID, s.Key, s.Change)
 		}
 		query := `INSERT INTO record_subjects (record_id, pos, connection, kind, subject_id, subject_key, change) VALUES ` +
-			valuesSQL(len(chunk), 7)
+			c.values(len(chunk), 7)
 		if _, err := tx.exec(ctx, query, args...); err != nil {
 			return err
 		}

@@ -69,7 +69,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	s := &SQLiteStore{
 		sqlCore: sqlCore{name: "sqlite store", db: sqliteBackend{q: db, db: db, writer: make(chan struct{}, 1), stmts: &sqliteStmts{db: db}}, greatest: "max",
-			pendingErrorsIndex: " INDEXED BY records_pending_errors"},
+			pendingErrorsIndex: " INDEXED BY records_pending_errors", anonymousParams: true},
 		db:   db,
 		path: abs,
 	}
