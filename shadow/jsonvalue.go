@@ -13,8 +13,9 @@ import (
 // (map[string]any, []any, json.Number, string, bool, nil): the PATCH engine and Diff work on
 // them. encoding/json's Decoder scans each document twice (once to find its end, once to
 // decode) with a byte-at-a-time state machine, which made decoding a large share of a
-// preview write's CPU. decodeJSONValue builds the same tree from gjson's parse instead, for
-// the documents where the two decoders provably agree: valid UTF-8, valid JSON with nothing
+// preview write's CPU. decodeJSONValue builds the same tree in one pass over text gjson
+// has validated instead (escaped strings decoded by gjson), for the documents where the two
+// decoders provably agree: valid UTF-8, valid JSON with nothing
 // after the value, nesting within encoding/json's limit, and no escaped UTF-16 surrogate (a
 // lone one becomes U+FFFD in encoding/json). Everything else goes through encoding/json,
 // so errors and odd inputs behave exactly as before. FuzzDecodeJSONValue holds the two to
@@ -58,45 +59,75 @@ func decodeJSONValue(raw []byte) (v any, ok bool) {
 		return nil, false
 	}
 	// One copy: the tree's strings point into it, never into raw (callers reuse raw).
-	return fromGJSON(gjson.Parse(string(raw)), 0)
+	s := string(raw)
+	v, _, ok = decodeTreeValue(s, skipSpace(s, 0), 0)
+	return v, ok
 }
 
-// fromGJSON converts one parsed value; ok is false past maxDecodeDepth.
-func fromGJSON(r gjson.Result, depth int) (any, bool) {
-	switch r.Type {
-	case gjson.Null:
-		return nil, true
-	case gjson.False:
-		return false, true
-	case gjson.True:
-		return true, true
-	case gjson.Number:
-		return json.Number(r.Raw), true
-	case gjson.String:
-		return r.Str, true
+// decodeTreeValue decodes the value at s[i] (valid JSON, not white space) and returns it
+// and the index after it; ok is false past maxDecodeDepth. It reads s once: it replaced
+// gjson's ForEach, which scanned each nested value again for every level above it. Strings
+// without an escape are slices of s; escaped ones are decoded by gjson, as before.
+func decodeTreeValue(s string, i, depth int) (v any, end int, ok bool) {
+	switch s[i] {
+	case '{', '[':
+		if depth >= maxDecodeDepth {
+			return nil, i, false
+		}
 	}
-	if depth >= maxDecodeDepth {
-		return nil, false
-	}
-	ok := true
-	if r.IsArray() {
+	switch s[i] {
+	case '{':
+		out := map[string]any{}
+		i = skipSpace(s, i+1)
+		if s[i] == '}' {
+			return out, i + 1, true
+		}
+		for {
+			keyEnd := scalarEnd(s, i)
+			key := decodedString(s[i:keyEnd])
+			i = skipSpace(s, skipSpace(s, keyEnd)+1) // past ':'
+			var el any
+			if el, i, ok = decodeTreeValue(s, i, depth+1); !ok {
+				return nil, i, false
+			}
+			out[key] = el
+			i = skipSpace(s, i)
+			if s[i] == '}' {
+				return out, i + 1, true
+			}
+			i = skipSpace(s, i+1) // past ','
+		}
+	case '[':
 		out := []any{}
-		r.ForEach(func(_, el gjson.Result) bool {
-			var v any
-			v, ok = fromGJSON(el, depth+1)
-			out = append(out, v)
-			return ok
-		})
-		return out, ok
+		i = skipSpace(s, i+1)
+		if s[i] == ']' {
+			return out, i + 1, true
+		}
+		for {
+			var el any
+			if el, i, ok = decodeTreeValue(s, i, depth+1); !ok {
+				return nil, i, false
+			}
+			out = append(out, el)
+			i = skipSpace(s, i)
+			if s[i] == ']' {
+				return out, i + 1, true
+			}
+			i = skipSpace(s, i+1) // past ','
+		}
+	case '"':
+		end = scalarEnd(s, i)
+		return decodedString(s[i:end]), end, true
+	case 't':
+		return true, i + 4, true
+	case 'f':
+		return false, i + 5, true
+	case 'n':
+		return nil, i + 4, true
+	default:
+		end = scalarEnd(s, i)
+		return json.Number(s[i:end]), end, true
 	}
-	out := map[string]any{}
-	r.ForEach(func(k, el gjson.Result) bool {
-		var v any
-		v, ok = fromGJSON(el, depth+1)
-		out[k.Str] = v
-		return ok
-	})
-	return out, ok
 }
 
 // hasSurrogateEscape reports whether raw holds a \uD800–\uDFFF escape (either case).

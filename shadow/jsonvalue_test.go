@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -23,7 +24,7 @@ var jsonValueSeeds = []string{
 	`{"deep":[[[[[[[[[[{"x":[1]}]]]]]]]]]]}`, `{"k\u0000":"v\u0000"}`, `{"ctrl":"` + "\t" + `"}`,
 }
 
-// FuzzDecodeJSONValue: decodeJSONNumbers (gjson fast path, encoding/json fallback) gives
+// FuzzDecodeJSONValue: decodeJSONNumbers (the one-pass fast path, encoding/json fallback) gives
 // what encoding/json alone gives, into an any and into a map, errors included.
 func FuzzDecodeJSONValue(f *testing.F) {
 	for _, s := range jsonValueSeeds {
@@ -64,7 +65,7 @@ func FuzzValidJSONAgrees(f *testing.F) {
 	})
 }
 
-// TestDecodeJSONValueTakesTheFastPath: the documents of a preview write take the gjson
+// TestDecodeJSONValueTakesTheFastPath: the documents of a preview write take the fast
 // path (the fallback is only for what the two decoders could disagree on).
 func TestDecodeJSONValueTakesTheFastPath(t *testing.T) {
 	for _, s := range []string{jsonValueSeeds[0], `{"s":"\u00e9"}`, `[]`, `{"bs":"x\\y"}`} {
@@ -83,13 +84,13 @@ func TestDecodeJSONValueTakesTheFastPath(t *testing.T) {
 // package, so it is copied here).
 const decodeBenchUser = `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"user1@example.org","name":{"givenName":"Isabel","familyName":"Moreno 1","formatted":"Isabel Moreno 1"},"emails":[{"primary":true,"value":"user1@example.org","type":"other"},{"primary":false,"value":"u1@home.example","type":"home"}],"displayName":"Isabel Moreno 1","externalId":"00u1","active":true,"groups":[],"password":"Tr0ub4dor&3-correct-horse","title":"Senior Platform Engineer","userType":"Employee","timezone":"Europe/Madrid","phoneNumbers":[{"value":"+34 600 000 000","type":"mobile","primary":true},{"value":"+34 910 000 000","type":"work"}],"addresses":[{"type":"work","streetAddress":"Calle de Alcala 1","locality":"Madrid","region":"MD","postalCode":"28014","country":"ES","primary":true}],"favorite_color":"teal","preferences":{"nickname":"Isa","theme":"dark"},"department":"Platform","entitlements":[{"value":"vpn-access"},{"value":"prod-read"},{"value":"staging-write"}],"roles":[{"value":"engineer","display":"Engineer","primary":true}],"x509Certificates":[],"ims":[{"value":"isabel.moreno","type":"xmpp"}],"photos":[{"value":"https://photos.example.org/1/profile-large.jpg","type":"photo"},{"value":"https://photos.example.org/1/profile-small.jpg","type":"thumbnail"}],"profileUrl":"https://people.example.org/1","employeeNumber":"E-1","costCenter":"CC-5100","organization":"Example Org","division":"Engineering","managerEmail":"oscar.alvarez@example.org","officeLocation":"Madrid HQ, Floor 4, Desk 4.117","mobileDevice":"ios","loginShell":"/bin/zsh","githubHandle":"imoreno","slackHandle":"@isabel","startDate":"2021-03-15","badgeId":"B-99812","parkingSpot":"P2-117","emergencyContact":"Luis Moreno +34 600 111 222","shirtSize":"M","dietaryPreferences":"vegetarian","pronouns":"she/her","homeOffice":false,"contractor":false,"seniority":7,"notes":"Transferred from the Barcelona office in 2023; owns the build infrastructure and the release tooling."}`
 
-// BenchmarkDecodeJSONValue compares encoding/json's decode with the gjson path on it.
+// BenchmarkDecodeJSONValue compares encoding/json's decode with the fast path on it.
 func BenchmarkDecodeJSONValue(b *testing.B) {
 	raw := []byte(decodeBenchUser)
 	for _, c := range []struct {
 		name   string
 		decode func([]byte, any) error
-	}{{"encoding-json", slowDecode}, {"gjson", decodeJSONNumbers}} {
+	}{{"encoding-json", slowDecode}, {"fast-path", decodeJSONNumbers}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(raw)))
 			b.ReportAllocs()
@@ -209,4 +210,21 @@ func FuzzMultiAddedAgreesWithPairing(f *testing.F) {
 			t.Fatalf("%s %s:\nmultiAdded  %v\nmultiPaired %v", name, raw, a, p)
 		}
 	})
+}
+
+// At encoding/json's nesting limit the fast path hands over: a document nested exactly
+// that deep decodes, one level more is encoding/json's error, as encoding/json alone.
+func TestDecodeJSONValueDepth(t *testing.T) {
+	for _, depth := range []int{maxDecodeDepth, maxDecodeDepth + 1} {
+		raw := []byte(strings.Repeat(`[`, depth-1) + `{"a":1}` + strings.Repeat(`]`, depth-1))
+		_, fast := decodeJSONValue(raw)
+		if want := depth <= maxDecodeDepth; fast != want {
+			t.Errorf("depth %d: fast path %v, want %v", depth, fast, want)
+		}
+		var got, want any
+		gotErr, wantErr := decodeJSONNumbers(raw, &got), slowDecode(raw, &want)
+		if (gotErr == nil) != (wantErr == nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("depth %d: error %v, encoding/json %v", depth, gotErr, wantErr)
+		}
+	}
 }
