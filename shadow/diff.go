@@ -476,48 +476,53 @@ type foldedPair struct {
 // both key sets instead of a scan of each object per name (objects of a 2 KB user have
 // tens of keys, and Diff looks into every one of them). Empty keys are left out.
 func foldedPairs(a, b map[string]any) []foldedPair {
-	type entry struct {
-		lower, key string
-		val        any
-		inB        bool
-	}
-	es := make([]entry, 0, len(a)+len(b))
+	// One entry per key, sorted by name, then a's before b's, then key; then each name's
+	// entries merged into its first, in place: the first key of each side is its first
+	// in sorted order.
+	ps := make([]foldedPair, 0, len(a)+len(b))
 	for k, v := range a {
 		if k != "" {
-			es = append(es, entry{strings.ToLower(k), k, v, false})
+			ps = append(ps, foldedPair{name: strings.ToLower(k), ka: k, va: v})
 		}
 	}
 	for k, v := range b {
 		if k != "" {
-			es = append(es, entry{strings.ToLower(k), k, v, true})
+			ps = append(ps, foldedPair{name: strings.ToLower(k), kb: k, vb: v})
 		}
 	}
-	slices.SortFunc(es, func(x, y entry) int {
-		if c := strings.Compare(x.lower, y.lower); c != 0 {
+	slices.SortFunc(ps, func(x, y foldedPair) int {
+		if c := strings.Compare(x.name, y.name); c != 0 {
 			return c
 		}
-		if x.inB != y.inB {
-			if x.inB {
-				return 1
-			}
-			return -1
-		}
-		return strings.Compare(x.key, y.key)
-	})
-	out := make([]foldedPair, 0, len(es))
-	for _, e := range es {
-		if len(out) == 0 || out[len(out)-1].name != e.lower {
-			out = append(out, foldedPair{name: e.lower})
-		}
-		p := &out[len(out)-1]
+		xa, ya := x.kb == "", y.kb == "" // an entry of a (keys are never "")
 		switch {
-		case !e.inB && p.ka == "":
-			p.ka, p.va = e.key, e.val
-		case e.inB && p.kb == "":
-			p.kb, p.vb = e.key, e.val
+		case xa && !ya:
+			return -1
+		case !xa && ya:
+			return 1
+		case xa:
+			return strings.Compare(x.ka, y.ka)
+		}
+		return strings.Compare(x.kb, y.kb)
+	})
+	n := 0
+	for i := range ps {
+		e := ps[i]
+		if n == 0 || ps[n-1].name != e.name {
+			ps[n] = e
+			n++
+			continue
+		}
+		p := &ps[n-1]
+		switch {
+		case e.kb == "" && p.ka == "":
+			p.ka, p.va = e.ka, e.va
+		case e.kb != "" && p.kb == "":
+			p.kb, p.vb = e.kb, e.vb
 		}
 	}
-	return out
+	clear(ps[n:]) // no values kept alive past the pairs
+	return ps[:n]
 }
 
 // sameJSONValue compares decoded JSON values: objects by case-insensitive names (null members
