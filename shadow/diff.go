@@ -130,7 +130,7 @@ func diffTrees(a, b map[string]any) []Change {
 	if len(a) == 0 {
 		n = createChanges(b)
 	}
-	d := changeLister{out: make([]keyedChange, 0, n)}
+	d := changeLister{out: make([]Change, 0, n), keys: make([]string, 0, n)}
 	d.object(a, b, group)
 	return d.sorted()
 }
@@ -167,18 +167,13 @@ func valueCount(v any, depth int) int {
 
 // changeLister collects the changes of a diff.
 type changeLister struct {
-	out []keyedChange
+	out  []Change
+	keys []string // each change's sort key (an element's value), beside it
 	// buf holds the encoded values of the changes, each a full slice of it (a change's
 	// value cannot be appended to in place); a buffer that must grow is left to the
 	// changes that point into it. One buffer instead of a growing slice per value: a
 	// create's diff encodes every attribute of the resource.
 	buf []byte
-}
-
-// keyedChange is a change and its sort key (the element's value).
-type keyedChange struct {
-	Change
-	key string
 }
 
 func (d *changeLister) add(op, path string, old, new any, key string) {
@@ -189,7 +184,8 @@ func (d *changeLister) add(op, path string, old, new any, key string) {
 	if new != nil {
 		c.New = d.encode(new)
 	}
-	d.out = append(d.out, keyedChange{c, key})
+	d.out = append(d.out, c)
+	d.keys = append(d.keys, key)
 }
 
 // encode is canonicalJSONValue(v), written into d.buf.
@@ -439,28 +435,39 @@ func changeSortValue(el any) string {
 }
 
 // sorted is the changes ordered by path, then value, then op and the values themselves
-// (a stable sort: equal changes keep their order).
+// (a stable sort: equal changes keep their order). It sorts the changes and their keys
+// side by side, in place: a slice of changes with their keys, sorted and copied out, was
+// a tenth of the bytes a recorded create allocated.
 func (d *changeLister) sorted() []Change {
-	slices.SortStableFunc(d.out, func(a, b keyedChange) int {
-		if c := strings.Compare(a.Path, b.Path); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.key, b.key); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Op, b.Op); c != 0 {
-			return c
-		}
-		if c := bytes.Compare(a.Old, b.Old); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.New, b.New)
-	})
-	out := make([]Change, len(d.out))
-	for i := range d.out {
-		out[i] = d.out[i].Change
+	sort.Stable(changeOrder{d})
+	return d.out
+}
+
+// changeOrder sorts a changeLister's changes with their keys.
+type changeOrder struct{ d *changeLister }
+
+func (o changeOrder) Len() int { return len(o.d.out) }
+
+func (o changeOrder) Swap(i, j int) {
+	o.d.out[i], o.d.out[j] = o.d.out[j], o.d.out[i]
+	o.d.keys[i], o.d.keys[j] = o.d.keys[j], o.d.keys[i]
+}
+
+func (o changeOrder) Less(i, j int) bool {
+	a, b := &o.d.out[i], &o.d.out[j]
+	if c := strings.Compare(a.Path, b.Path); c != 0 {
+		return c < 0
 	}
-	return out
+	if c := strings.Compare(o.d.keys[i], o.d.keys[j]); c != 0 {
+		return c < 0
+	}
+	if c := strings.Compare(a.Op, b.Op); c != 0 {
+		return c < 0
+	}
+	if c := bytes.Compare(a.Old, b.Old); c != 0 {
+		return c < 0
+	}
+	return bytes.Compare(a.New, b.New) < 0
 }
 
 // foldedPair is one attribute name of two objects compared case-insensitively: its
