@@ -196,8 +196,9 @@ func fillRecord(rec *Record, d *Decision, pr *prediction) {
 		rec.Findings = mustJSON(d.Findings)
 	}
 	rec.Live = RedactBody(pr.live)
-	// The projection, the changes and the findings were encoded here, from values: valid
-	// JSON (FuzzAppendJSONTree, FuzzEncodeChanges), which SaveRecord need not check.
+	// The projection (render), the changes and the findings are encoded by this package
+	// from values: valid JSON (FuzzAppendJSONTree, FuzzEncodeChanges), which SaveRecord
+	// need not check.
 	rec.Projected, _ = redactValidBody(pr.projected)
 	rec.Changes, rec.Subjects, rec.Deprovision = encodeChanges(pr.changes), pr.subjects, pr.deprovision
 	rec.docsValid = true

@@ -14,10 +14,10 @@ import (
 // them. encoding/json's Decoder scans each document twice (once to find its end, once to
 // decode) with a byte-at-a-time state machine, which made decoding a large share of a
 // preview write's CPU. decodeJSONValue builds the same tree in one pass over text gjson
-// has validated instead (escaped strings decoded by gjson), for the documents where the two
-// decoders provably agree: valid UTF-8, valid JSON with nothing
-// after the value, nesting within encoding/json's limit, and no escaped UTF-16 surrogate (a
-// lone one becomes U+FFFD in encoding/json). Everything else goes through encoding/json,
+// has validated instead (escaped strings decoded by gjson), for the documents where the
+// two decoders provably agree: valid UTF-8, valid JSON with nothing after the value,
+// nesting within encoding/json's limit, and no escaped UTF-16 surrogate (a lone one
+// becomes U+FFFD in encoding/json). Everything else goes through encoding/json,
 // so errors and odd inputs behave exactly as before. FuzzDecodeJSONValue holds the two to
 // the same result.
 
@@ -69,11 +69,8 @@ func decodeJSONValue(raw []byte) (v any, ok bool) {
 // gjson's ForEach, which scanned each nested value again for every level above it. Strings
 // without an escape are slices of s; escaped ones are decoded by gjson, as before.
 func decodeTreeValue(s string, i, depth int) (v any, end int, ok bool) {
-	switch s[i] {
-	case '{', '[':
-		if depth >= maxDecodeDepth {
-			return nil, i, false
-		}
+	if (s[i] == '{' || s[i] == '[') && depth >= maxDecodeDepth {
+		return nil, i, false
 	}
 	switch s[i] {
 	case '{':

@@ -76,7 +76,7 @@ type sqlCore struct {
 	greatest string // the two-argument maximum function: "max" or "GREATEST"
 	// anonymousParams: the multi-row INSERTs use "?" parameters (SQLite), not "$N".
 	anonymousParams bool
-	valuesCache     sync.Map // valuesKey → string: values
+	insertCache     sync.Map // insertKey → string: insertSQL
 
 	// pendingErrorsIndex follows "FROM records m" where a query must read the pending
 	// records with errors through records_pending_errors (migration 008): SQLite, which
@@ -235,7 +235,7 @@ func (c *sqlCore) insertRecords(ctx context.Context, tx sqlBackend, calls []*sav
 	for _, call := range calls {
 		args = append(args, call.args...)
 	}
-	rows, err := tx.query(ctx, insertRecordHead+c.values(len(calls), recordArgCount)+insertRecordTail, args...)
+	rows, err := tx.query(ctx, c.insertSQL(insertRecordHead, insertRecordTail, len(calls), recordArgCount), args...)
 	if err != nil {
 		return err
 	}
@@ -324,23 +324,29 @@ func valuesList(rows, cols int, anonymous bool) string {
 	return sb.String()
 }
 
-// valuesKey names a VALUES list of sqlCore.values.
-type valuesKey struct{ rows, cols int }
+// insertKey names a statement of sqlCore.insertSQL.
+type insertKey struct {
+	head, tail string
+	rows, cols int
+}
 
-// values is the VALUES list of a multi-row INSERT of this store, made once per shape:
-// numbered parameters, or on SQLite anonymous ones. SQLite looks a
-// numbered parameter's name up in a list for each one the driver binds (modernc's bind
-// asks every parameter's name), so a 128-record batch of 24 columns made ~4.7 million
-// comparisons; anonymous parameters have no name to look up.
-func (c *sqlCore) values(rows, cols int) string {
-	k := valuesKey{rows, cols}
-	if v, ok := c.valuesCache.Load(k); ok {
+// insertSQL is the multi-row INSERT head + VALUES list + tail of this store, made once per
+// shape: numbered parameters, or on SQLite anonymous ones. SQLite looks a numbered
+// parameter's name up in a list for each one the driver binds (modernc's bind asks every
+// parameter's name), so a 128-record batch of 24 columns made ~4.7 million comparisons;
+// anonymous parameters have no name to look up.
+func (c *sqlCore) insertSQL(head, tail string, rows, cols int) string {
+	k := insertKey{head, tail, rows, cols}
+	if v, ok := c.insertCache.Load(k); ok {
 		return v.(string)
 	}
-	v := valuesList(rows, cols, c.anonymousParams)
-	c.valuesCache.Store(k, v)
+	v := head + valuesList(rows, cols, c.anonymousParams) + tail
+	c.insertCache.Store(k, v)
 	return v
 }
+
+// insertSubjectsHead precedes the VALUES rows of an insert of subjects (7 parameters each).
+const insertSubjectsHead = `INSERT INTO record_subjects (record_id, pos, connection, kind, subject_id, subject_key, change) VALUES `
 
 // subjectRowsPerInsert bounds the rows of one INSERT into record_subjects (7 parameters
 // each), well below the parameter limits of SQLite (32766) and PostgreSQL (65535). It is
@@ -378,9 +384,7 @@ func (c *sqlCore) insertSubjects(ctx context.Context, tx sqlBackend, records []r
 			s := r.rec.subjects[r.pos]
 			args = append(args, r.rec.recordID, int64(r.pos), sqlText(r.rec.connection), s.Kind, s.ID, s.Key, s.Change)
 		}
-		query := `INSERT INTO record_subjects (record_id, pos, connection, kind, subject_id, subject_key, change) VALUES ` +
-			c.values(len(chunk), 7)
-		if _, err := tx.exec(ctx, query, args...); err != nil {
+		if _, err := tx.exec(ctx, c.insertSQL(insertSubjectsHead, "", len(chunk), 7), args...); err != nil {
 			return err
 		}
 		start += n
